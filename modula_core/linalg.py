@@ -1,0 +1,77 @@
+"""Matrix helpers shared by the atoms: orthogonal init, power iteration, Newton–Schulz orthogonalisation.
+
+All functions act on the last two dimensions, so a stack of matrices (e.g. the taps of a
+convolution, or K independent runs) is handled in one batched call.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Newton–Schulz coefficient schedules (a, b, c): X <- a X + b (X X^T) X + c (X X^T)^2 X.
+NS_COEFFICIENTS: dict[str, list[tuple[float, float, float]]] = {
+    # The classic cubic iteration, run for 10 steps: converges to the polar factor, slowly for
+    # small singular values.
+    "cubic": [(1.5, -0.5, 0.0)] * 10,
+    # A quintic with a steeper slope at 0, run for 6 steps.
+    "quintic": [(3.0, -3.2, 1.2)] * 6,
+    # A tuned six-step schedule (one coefficient triple per step).
+    "tuned6": [
+        (3955 / 1024, -8306 / 1024, 5008 / 1024),
+        (3735 / 1024, -6681 / 1024, 3463 / 1024),
+        (3799 / 1024, -6499 / 1024, 3211 / 1024),
+        (4019 / 1024, -6385 / 1024, 2906 / 1024),
+        (2677 / 1024, -3029 / 1024, 1162 / 1024),
+        (2172 / 1024, -1833 / 1024, 682 / 1024),
+    ],
+}
+DEFAULT_NS = "tuned6"
+
+
+def orthogonal(shape: tuple[int, ...], generator: torch.Generator | None = None, device=None, dtype=None) -> Tensor:
+    """A (stack of) semi-orthogonal matrices of the given shape (..., out, in), all singular values 1."""
+    *batch, rows, cols = shape
+    g = torch.randn(*batch, max(rows, cols), min(rows, cols), generator=generator, device=device, dtype=torch.float64 if dtype is None else dtype)
+    q, r = torch.linalg.qr(g)
+    # Fix the signs so the distribution is Haar (QR alone is biased by the sign convention).
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+    if rows < cols:
+        q = q.mT
+    return q.to(dtype=dtype or torch.get_default_dtype()).contiguous()
+
+
+def power_iteration(w: Tensor, u: Tensor | None = None, steps: int = 1, eps: float = 1e-12) -> tuple[Tensor, Tensor]:
+    """Estimate the largest singular value of ``w`` (..., out, in).
+
+    ``u`` (..., out) warm-starts the left singular vector (pass the one returned last time);
+    returns ``(sigma (...), u (..., out))``. A few warm-started steps per call track a slowly
+    changing matrix as well as a full SVD would.
+    """
+    if u is None or u.shape != w.shape[:-1]:
+        u = torch.randn(w.shape[:-1], device=w.device, dtype=w.dtype)
+        steps = max(steps, 10)
+    u = u.to(device=w.device, dtype=w.dtype)
+    for _ in range(steps):
+        v = torch.nn.functional.normalize((w.mT @ u.unsqueeze(-1)).squeeze(-1), dim=-1, eps=eps)
+        u = torch.nn.functional.normalize((w @ v.unsqueeze(-1)).squeeze(-1), dim=-1, eps=eps)
+    sigma = (u.unsqueeze(-2) @ w @ v.unsqueeze(-1)).squeeze(-1).squeeze(-1).abs()
+    return sigma, u
+
+
+def newton_schulz(g: Tensor, schedule: str = DEFAULT_NS, eps: float = 1e-7) -> Tensor:
+    """Approximately orthogonalise ``g`` (..., out, in): replace its singular values by ~1.
+
+    Works on ``g / ||g||_F`` (so every singular value starts in [0, 1]) and transposes first when
+    out > in, so the Gram matrix ``X X^T`` is the small one. A zero matrix stays zero.
+    """
+    if schedule not in NS_COEFFICIENTS:
+        raise ValueError(f"unknown Newton–Schulz schedule {schedule!r}; choose one of {sorted(NS_COEFFICIENTS)}")
+    x = g / (torch.linalg.matrix_norm(g, ord="fro", keepdim=True) + eps)
+    transposed = x.shape[-2] > x.shape[-1]
+    if transposed:
+        x = x.mT
+    for a, b, c in NS_COEFFICIENTS[schedule]:
+        gram = x @ x.mT
+        x = a * x + (b * gram + c * (gram @ gram)) @ x
+    return x.mT if transposed else x

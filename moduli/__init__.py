@@ -1,0 +1,1 @@
+"""moduli: geometric sparsification of recurrent neural networks."""
