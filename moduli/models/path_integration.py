@@ -1,0 +1,42 @@
+"""Path integration (navigation): velocities in, place-cell distributions out.
+
+After Sorscher et al.: the initial hidden state is the encoding of the place-cell activations at
+the start position; every Linear has no bias.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .base import RecurrentModel
+from .elman_stack import ElmanStack, RegularizerFactory
+
+
+class PathIntegrationRNN(RecurrentModel):
+    """velocity (T, B, 2), start activation (B, P) -> place-cell logits (T, B, P).
+
+    Args:
+        num_place_cells: P.
+        hidden_size: N (4096 in the paper).
+        nonlinearity: "relu" (paper) or "tanh".
+        regularizer: factory of the moduli regulariser of W_hh.
+    """
+
+    PRUNABLE = ("encoder.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "decoder.weight")
+
+    def __init__(
+        self,
+        num_place_cells: int = 512,
+        hidden_size: int = 4096,
+        nonlinearity: str = "relu",
+        regularizer: RegularizerFactory | None = None,
+    ) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(num_place_cells, hidden_size, bias=False)  # start place cells -> h0
+        self.rnn = ElmanStack(2, hidden_size, 1, nonlinearity, bias=False, regularizer=regularizer)
+        self.decoder = nn.Linear(hidden_size, num_place_cells, bias=False)  # hidden -> place-cell logits
+
+    def forward(self, velocity: Tensor, start_activation: Tensor) -> Tensor:
+        h0 = self.encoder(start_activation).unsqueeze(0)
+        states, _ = self.rnn(velocity, h0)
+        return self.decoder(states)

@@ -1,0 +1,193 @@
+"""The moduli regulariser: R(W) = strength * reduce_jk( f(d_M(i(j), i(k))) * |w_jk|^l ).
+
+Hidden neuron j sits at point i(j) of a manifold M; the inhibitor f turns the (N, N) geodesic
+distance matrix into a coefficient matrix C = f(D); the penalty weights each recurrent
+connection k -> j (entry w_jk of W_hh) by C[j, k]. With a fixed embedding C is computed once and
+cached; with a learned embedding (a ``geoopt.ManifoldParameter``) C is recomputed every call so
+that gradients reach the neuron positions.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import Tensor, nn
+
+from .inhibitors import Constant, DoG, Inhibitor
+from .manifolds import Manifold, Torus
+
+REDUCTIONS = ("mean", "sum")
+
+
+class ModuliRegularizer(nn.Module):
+    """Geometric penalty on an (N, N) recurrent weight matrix.
+
+    Args:
+        manifold: the space the N neurons live on.
+        num_neurons: N, the hidden size of the layer the penalty is applied to.
+        inhibitor: f, applied elementwise to the distance matrix.
+        exponent: l in |w|^l (1 or 2).
+        strength: overall multiplier (>= 0).
+        reduction: "mean" over the N^2 entries (the research code's choice) or "sum".
+        learn_embedding: make the neuron positions a ``geoopt.ManifoldParameter``.
+        permute: the permuted control; the N^2 coefficient entries are shuffled once (with
+            ``generator``), keeping their distribution and destroying the geometry.
+        generator: seeds the random embedding and the permutation.
+        points: (N, coord_dim) neuron positions; random points of ``manifold`` when omitted.
+    """
+
+    manifold: Manifold  # the moduli space
+    inhibitor: Inhibitor  # f: distance -> coefficient
+    num_neurons: int  # N
+    exponent: int  # l
+    strength: float  # multiplier of the reduced penalty
+    reduction: str  # "mean" | "sum"
+    learn_embedding: bool  # positions trained (ManifoldParameter) or fixed (buffer)
+    permute: bool  # coefficients shuffled once (control)
+
+    def __init__(
+        self,
+        manifold: Manifold,
+        num_neurons: int,
+        inhibitor: Inhibitor,
+        exponent: int = 1,
+        strength: float = 0.1,
+        reduction: str = "mean",
+        learn_embedding: bool = False,
+        permute: bool = False,
+        generator: torch.Generator | None = None,
+        points: Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(manifold, Manifold):
+            raise TypeError(f"manifold must be a moduli Manifold (e.g. Torus()), got {type(manifold).__name__}")
+        if not isinstance(inhibitor, Inhibitor):
+            raise TypeError(f"inhibitor must be a moduli Inhibitor (e.g. DoG()), got {type(inhibitor).__name__}")
+        if isinstance(num_neurons, bool) or not isinstance(num_neurons, numbers.Integral) or num_neurons < 1:
+            raise ValueError(f"num_neurons must be a positive int (the layer's hidden size), got {num_neurons!r}")
+        if exponent not in (1, 2) or isinstance(exponent, bool):
+            raise ValueError(f"exponent must be 1 or 2, got {exponent!r}")
+        if not isinstance(strength, numbers.Real) or not strength >= 0:
+            raise ValueError(f"strength must be a real number >= 0, got {strength!r}")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.manifold = manifold
+        self.inhibitor = inhibitor
+        self.num_neurons = int(num_neurons)
+        self.exponent = int(exponent)
+        self.strength = float(strength)
+        self.reduction = reduction
+        self.learn_embedding = bool(learn_embedding)
+        self.permute = bool(permute)
+
+        if points is None:
+            points = manifold.random(self.num_neurons, generator=generator)
+        else:
+            manifold.check_points(points, "embedding points")
+            if points.dim() != 2 or points.shape[0] != self.num_neurons:
+                raise ValueError(
+                    f"embedding points must have shape ({self.num_neurons}, {manifold.coord_dim}) "
+                    f"for {self.num_neurons} neurons on {manifold!r}, got {tuple(points.shape)}"
+                )
+            points = manifold.project(points.detach()).clone()
+
+        if self.learn_embedding:
+            self.embedding = manifold.parameter(points)
+        else:
+            self.register_buffer("embedding", points)
+
+        if self.permute:
+            gen_device = generator.device if generator is not None else torch.device("cpu")
+            perm = torch.randperm(self.num_neurons**2, generator=generator, device=gen_device)
+            self.register_buffer("permutation", perm.to(points.device))
+        else:
+            self.permutation = None
+
+        # Fixed embeddings: the coefficient matrix is the only N x N state kept.
+        if self.learn_embedding:
+            self._cached = None
+        else:
+            self.register_buffer("_cached", self._compute_coefficients().detach(), persistent=False)
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def from_embedding(cls, manifold: Manifold, points: Tensor, inhibitor: Inhibitor, **kwargs) -> "ModuliRegularizer":
+        """A regulariser on given neuron positions ``points`` (N, coord_dim)."""
+        if not isinstance(points, Tensor) or points.dim() != 2:
+            raise ValueError(f"points must be an (N, coord_dim) tensor, got {getattr(points, 'shape', type(points))}")
+        return cls(manifold, points.shape[0], inhibitor, points=points, **kwargs)
+
+    @classmethod
+    def l1(cls, num_neurons: int, strength: float = 0.1, **kwargs) -> "ModuliRegularizer":
+        """The plain L1 control: every coefficient is 1."""
+        return cls(Torus(), num_neurons, Constant(1.0), strength=strength, **kwargs)
+
+    @classmethod
+    def mean_matched_l1(
+        cls,
+        num_neurons: int,
+        strength: float = 0.1,
+        reference_manifold: Manifold | None = None,
+        reference_inhibitor: Inhibitor | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> "ModuliRegularizer":
+        """The mean-matched L1 control: a constant equal to the mean DoG coefficient of a random
+        embedding (2-torus by default): the same overall strength as the DoG penalty, no geometry."""
+        reference_manifold = reference_manifold or Torus()
+        reference_inhibitor = reference_inhibitor or DoG()
+        points = reference_manifold.random(num_neurons, generator=generator)
+        mean = float(reference_inhibitor(reference_manifold.pairwise_distance(points)).mean())
+        return cls(Torus(), num_neurons, Constant(mean), strength=strength, generator=generator, **kwargs)
+
+    # ----------------------------------------------------------------- coefficients
+    def distances(self) -> Tensor:
+        """(N, N) geodesic distances between the neurons' positions."""
+        return self.manifold.pairwise_distance(self.embedding)
+
+    def _compute_coefficients(self) -> Tensor:
+        if isinstance(self.inhibitor, Constant):
+            n = self.num_neurons
+            c = self.embedding.new_full((n, n), float(self.inhibitor.value))
+        else:
+            c = self.inhibitor(self.distances())
+        if self.permutation is not None:
+            c = c.reshape(-1)[self.permutation].reshape(c.shape)
+        return c
+
+    def coefficients(self) -> Tensor:
+        """(N, N) coefficient matrix f(D) (permuted for the control); differentiable when learned."""
+        if self._cached is not None:
+            return self._cached
+        return self._compute_coefficients()
+
+    # ----------------------------------------------------------------- penalty
+    def forward(self, weight: Tensor) -> Tensor:
+        """Penalty of an (N, N) recurrent weight matrix; a 0-d tensor."""
+        n = self.num_neurons
+        if not isinstance(weight, Tensor) or weight.shape != (n, n):
+            raise ValueError(
+                f"the regulariser was built for {n} neurons and needs an ({n}, {n}) weight matrix, "
+                f"got {tuple(getattr(weight, 'shape', ()))}; build it with num_neurons equal to the hidden size"
+            )
+        magnitude = weight.abs() if self.exponent == 1 else weight.square()
+        coefficients = self.coefficients().to(dtype=weight.dtype)
+        # A dot product of the flattened matrices: no N x N product temporary.
+        total = torch.dot(coefficients.reshape(-1), magnitude.reshape(-1))
+        if self.reduction == "mean":
+            total = total / (n * n)
+        return self.strength * total
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if not self.learn_embedding:
+            with torch.no_grad():
+                self._cached = self._compute_coefficients().detach()
+
+    def extra_repr(self) -> str:
+        return (
+            f"manifold={self.manifold!r}, num_neurons={self.num_neurons}, inhibitor={self.inhibitor!r}, "
+            f"exponent={self.exponent}, strength={self.strength:g}, reduction={self.reduction!r}, "
+            f"learn_embedding={self.learn_embedding}, permute={self.permute}"
+        )

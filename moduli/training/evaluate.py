@@ -1,0 +1,29 @@
+"""Re-evaluate a finished or interrupted run from its directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..config import load_run_config
+from ..errors import CheckpointError
+from ..run_dir import RunDir
+
+
+def evaluate_run(path: str | Path) -> dict[str, Any]:
+    """Load the run's config and last checkpoint, rebuild the model, and evaluate it (valid, and test for language)."""
+    from .loop import Trainer
+
+    run_dir = RunDir.open(path)
+    cfg = load_run_config(run_dir.config_path)
+    trainer = Trainer(cfg, run_dir, quiet=True)
+    state = run_dir.load_checkpoint(map_location=trainer.device)
+    if state is None:
+        raise CheckpointError(f"{run_dir.path} has no checkpoint yet; train it first with `moduli train`")
+    trainer.model.load_state_dict(state["model"])
+    trainer.model.eval()
+    result: dict[str, Any] = {"run_dir": str(run_dir.path), "epoch": state["epoch"], "step": state["step"]}
+    result["valid"] = trainer.task.evaluate("valid")
+    if cfg.task == "language":
+        result["test"] = trainer.task.evaluate("test")
+    return result

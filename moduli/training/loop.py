@@ -1,0 +1,269 @@
+"""The training loop: one config in, one run directory and a summary out.
+
+Read top to bottom: set-up (seed, task, model, optimisers, pruning), an optional resume from the
+run directory's last checkpoint, then epochs of (prune to the scheduled sparsity, train
+``steps_per_epoch`` batches, evaluate, log, checkpoint), then the summary. With
+``pruning.lottery`` a second phase re-initialises the weights (and the neuron embeddings), keeps
+the final mask fixed and retrains for the same number of epochs.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config.schema import RunConfig
+from ..errors import ModuliError
+from ..pruning import Pruner, lottery_reset, sparsity_report
+from ..run_dir import RunDir
+from .builders import (
+    build_lr_scheduler,
+    build_optimizers,
+    build_pruning_schedule,
+    compute_masks,
+    named_weights,
+    regularizer_factory,
+    resolve_device,
+)
+from .tasks import build_task
+
+LOTTERY_SEED_OFFSET = 104_729  # the re-initialised model's fresh weights and embedding
+
+
+class DivergenceError(ModuliError):
+    """The loss became NaN or infinite."""
+
+
+class Trainer:
+    """Trains one run described by ``cfg`` into ``run_dir``."""
+
+    def __init__(self, cfg: RunConfig, run_dir: RunDir, quiet: bool = False) -> None:
+        self.cfg, self.run_dir, self.quiet = cfg, run_dir, quiet
+        self.device = resolve_device(cfg.train.device)
+        self.seed = cfg.train.effective_seed
+        torch.manual_seed(self.seed)
+        if self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self._build(self.seed)
+        self.epochs = cfg.train.epochs
+        self.total_epochs = 2 * self.epochs if cfg.pruning.lottery else self.epochs
+        self.steps_per_epoch = self.task.steps_per_epoch(cfg.train.steps_per_epoch)
+        self.schedule = build_pruning_schedule(cfg.pruning, self.epochs)
+        names = list(cfg.pruning.parameters) if cfg.pruning.parameters else self.model.prunable_names()
+        self.pruned_weights = named_weights(self.model, names)
+        self.pruner: Pruner | None = None
+        self.mask_generator = torch.Generator().manual_seed(self.seed)
+        self.step, self.start_epoch, self.history = 0, 0, {}
+
+    # ------------------------------------------------------------------ set-up
+    def _build(self, seed: int) -> None:
+        cfg = self.cfg
+        self.task = build_task(cfg, self.device, seed, regularizer_factory(cfg.regularizer, seed))
+        self.model = self.task.model
+        self.optimizer, self.embedding_optimizer = build_optimizers(cfg.optim, self.model, cfg.regularizer.embedding_lr)
+        self.lr_scheduler = build_lr_scheduler(cfg.optim, self.optimizer)
+
+    def _coefficients(self) -> dict[str, torch.Tensor]:
+        """Recurrent matrices' coefficient matrices (for moduli pruning)."""
+        regs = self.model.rnn.regularizers
+        if regs is None:
+            return {}
+        return {
+            f"rnn.weight_hh_l{layer}": reg.coefficients().detach()
+            for layer, reg in enumerate(regs)
+            if f"rnn.weight_hh_l{layer}" in self.pruned_weights
+        }
+
+    # ------------------------------------------------------------------ pruning
+    def _prune(self, epoch: int) -> None:
+        if self.schedule is None or epoch >= self.epochs:
+            return  # dense run, or the lottery phase (its mask is fixed)
+        sparsity = self.schedule.sparsity_at(epoch)
+        previous = self.pruner.masks if self.pruner is not None else None
+        if sparsity == 0.0 and previous is None:
+            return
+        masks = compute_masks(
+            self.cfg.pruning, self.pruned_weights, sparsity, previous, self._coefficients(), self.mask_generator
+        )
+        if self.pruner is None:
+            self.pruner = Pruner(self.model, masks)
+            self.pruner.attach(self.optimizer)
+        else:
+            self.pruner.update(masks)
+
+    def _start_lottery_phase(self) -> None:
+        """Fresh weights and embedding, same mask, fresh optimiser state."""
+        masks = {name: mask.clone() for name, mask in self.pruner.masks.items()}
+        self.pruner.detach()
+        torch.manual_seed(self.seed + LOTTERY_SEED_OFFSET)
+        self._build(self.seed + LOTTERY_SEED_OFFSET)
+        names = list(self.pruned_weights)
+        self.pruned_weights = named_weights(self.model, names)
+        lottery_reset(self.model, masks, generator=torch.Generator().manual_seed(self.seed + LOTTERY_SEED_OFFSET))
+        self.pruner = Pruner(self.model, masks)
+        self.pruner.attach(self.optimizer)
+
+    # ------------------------------------------------------------------ one step
+    def _train_step(self) -> tuple[float, float]:
+        cfg = self.cfg
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if cfg.train.precision == "bf16" else nullcontext()
+        )
+        with autocast:
+            loss, _ = self.task.train_loss()
+        penalty = self.model.penalty()
+        if cfg.regularizer.extra_l1 > 0 and hasattr(self.model, "input_weights"):
+            penalty = penalty + cfg.regularizer.extra_l1 * sum(w.abs().mean() for w in self.model.input_weights())
+        total = loss.float() + penalty
+        if not torch.isfinite(total):
+            raise DivergenceError(
+                f"the loss became {float(total)} at step {self.step}; the learning rate "
+                f"(optim.lr = {cfg.optim.lr:g}) is probably too high, or the regulariser strength too large"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.embedding_optimizer is not None:
+            self.embedding_optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.optim.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.weight_parameters(), cfg.optim.grad_clip)
+        self.optimizer.step()
+        if self.embedding_optimizer is not None:
+            self.embedding_optimizer.step()
+        self.step += 1
+        return float(loss), float(penalty)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "embedding_optimizer": None if self.embedding_optimizer is None else self.embedding_optimizer.state_dict(),
+            "lr_scheduler": None if self.lr_scheduler is None else self.lr_scheduler.state_dict(),
+            "pruner": None if self.pruner is None else self.pruner.state_dict(),
+            "task": self.task.state_dict(),
+            "mask_generator": self.mask_generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+        }
+
+    def _resume(self) -> None:
+        state = self.run_dir.load_checkpoint(map_location=self.device)
+        if state is None:
+            return
+        epoch = state["epoch"]
+        if self.cfg.pruning.lottery and epoch >= self.epochs:
+            self.pruner = Pruner(self.model, state["pruner"]["masks"])  # rebuilt below with the mask
+            self._start_lottery_phase()
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.embedding_optimizer is not None:
+            self.embedding_optimizer.load_state_dict(state["embedding_optimizer"])
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        if state["pruner"] is not None:
+            if self.pruner is None:
+                self.pruner = Pruner(self.model, state["pruner"]["masks"])
+                self.pruner.attach(self.optimizer)
+            self.pruner.load_state_dict(state["pruner"])
+        self.task.load_state_dict(state["task"])
+        self.mask_generator.set_state(state["mask_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.start_epoch, self.history = state["step"], epoch + 1, state["history"]
+        self.run_dir.truncate_metrics(after_step=self.step)
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self._resume()
+        started = time.perf_counter()
+        interactive = sys.stderr.isatty() and not self.quiet
+        bar = tqdm(
+            total=self.total_epochs * self.steps_per_epoch, initial=self.start_epoch * self.steps_per_epoch,
+            disable=not interactive, dynamic_ncols=True, desc=f"{cfg.task}",
+        )
+        for epoch in range(self.start_epoch, self.total_epochs):
+            if cfg.pruning.lottery and epoch == self.epochs:
+                self.history["pruned"] = self.history["final"]
+                self._start_lottery_phase()
+            self._prune(epoch)
+            self.task.start_epoch()
+            self.model.train()
+            epoch_start, window = time.perf_counter(), []
+            for i in range(self.steps_per_epoch):
+                loss, penalty = self._train_step()
+                window.append(loss)
+                if self.step % cfg.train.log_every == 0 or i == self.steps_per_epoch - 1:
+                    rate = (i + 1) / (time.perf_counter() - epoch_start)
+                    record = {"step": self.step, "epoch": epoch, "split": "train", "loss": sum(window) / len(window),
+                              "penalty": penalty, "lr": self.optimizer.param_groups[0]["lr"],
+                              "sparsity": self._global_sparsity(), "steps_per_s": rate}
+                    self.run_dir.log_metrics(record)
+                    bar.set_postfix(loss=f"{record['loss']:.4g}", sparsity=f"{record['sparsity']:.2f}", steps_s=f"{rate:.1f}")
+                    window = []
+                bar.update(1)
+            self.model.eval()
+            metrics = self.task.evaluate("valid")
+            self.model.train()
+            if self.lr_scheduler is not None:
+                self.lr_scheduler.step(metrics["loss"])
+            self.history["final"] = metrics
+            self.run_dir.log_metrics({"step": self.step, "epoch": epoch, "split": "valid", **metrics,
+                                      "sparsity": self._global_sparsity()})
+            bar.set_postfix({self.task.metric: f"{metrics[self.task.metric]:.4g}",
+                             "sparsity": f"{self._global_sparsity():.2f}"})
+            if (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch == self.total_epochs - 1:
+                self.run_dir.save_checkpoint(self._state(epoch))
+        bar.close()
+        return self._summary(time.perf_counter() - started)
+
+    def _global_sparsity(self) -> float:
+        return sparsity_report(self.pruned_weights, self.pruner.masks if self.pruner else None).sparsity
+
+    def _summary(self, wall_time: float) -> dict[str, Any]:
+        final = self.history["final"]
+        summary: dict[str, Any] = {
+            "task": self.cfg.task,
+            "metric": self.task.metric,
+            "value": final[self.task.metric],
+            "valid": final,
+            "sparsity": self._global_sparsity(),
+            "per_matrix_sparsity": {
+                row.name: row.sparsity
+                for row in sparsity_report(self.pruned_weights, self.pruner.masks if self.pruner else None).matrices
+            },
+            "sparsity_denominator": sparsity_report(self.pruned_weights).denominator,
+            "steps": self.step,
+            "wall_time_s": wall_time,
+            "device": str(self.device),
+        }
+        if self.cfg.task == "language":
+            self.model.eval()
+            summary["test"] = self.task.evaluate("test")
+            summary["data"] = self.task.data_description
+        if self.cfg.pruning.lottery and "pruned" in self.history:
+            summary["pruned_model"] = self.history["pruned"]
+        return summary
+
+
+def run_config(cfg: RunConfig, quiet: bool = False) -> dict[str, Any]:
+    """Train (or resume, or just read back) the run of ``cfg``; returns its summary."""
+    run_dir = RunDir.create(cfg)
+    if run_dir.is_finished:
+        return run_dir.read_summary()
+    run_dir.set_status("running")
+    try:
+        summary = Trainer(cfg, run_dir, quiet).run()
+    except BaseException as error:
+        run_dir.set_status("failed", reason=f"{type(error).__name__}: {error}")
+        raise
+    run_dir.write_summary(summary)
+    run_dir.set_status("finished")
+    return summary
