@@ -1,0 +1,28 @@
+"""Gaussian inhibitor f(d) = amplitude exp(-d^2 / variance)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .base import Inhibitor, check_positive, check_real
+
+__all__ = ["Gaussian"]
+
+
+class Gaussian(Inhibitor):
+    """``f(d) = amplitude * exp(-d^2 / variance)``; default ``100 exp(-d^2 / 3)``."""
+
+    name = "gaussian"
+
+    def __init__(self, amplitude: float = 100.0, variance: float = 3.0) -> None:
+        self.amplitude: float = check_real(amplitude, "Gaussian amplitude")  # value at d = 0
+        self.variance: float = check_positive(variance, "Gaussian variance")  # scale of d^2
+
+    def _apply(self, d: Tensor) -> Tensor:
+        return self.amplitude * torch.exp(-(d * d) / self.variance)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.name, "amplitude": self.amplitude, "variance": self.variance}

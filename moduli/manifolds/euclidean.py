@@ -1,0 +1,49 @@
+"""Euclidean space R^dim (used for freely learned embeddings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geoopt
+import torch
+from torch import Tensor
+
+from ._safe import safe_norm
+from .base import Manifold, check_positive_int
+
+__all__ = ["Euclidean"]
+
+
+class Euclidean(Manifold):
+    """``R^dim`` with the Euclidean distance; points are plain vectors ``(..., dim)``."""
+
+    name = "euclidean"
+
+    def __init__(self, dim: int) -> None:
+        self.dim: int = check_positive_int(dim, "Euclidean dim")  # intrinsic dimension
+        self.coord_dim: int = self.dim  # coordinates are the point itself
+
+    def random(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """``n`` standard Gaussian points; shape ``(n, dim)``."""
+        self._check_random_args(n, dtype)
+        return torch.randn(n, self.coord_dim, generator=generator, device=device, dtype=dtype)
+
+    def _distance(self, x: Tensor, y: Tensor) -> Tensor:
+        return safe_norm(x - y)
+
+    def project(self, x: Tensor) -> Tensor:
+        """Identity (every vector is a point); returns ``x`` itself."""
+        self._check_tensor(x, "x")
+        return x
+
+    def _make_geoopt(self) -> geoopt.Manifold:
+        return geoopt.Euclidean(ndim=1)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dim": self.dim}
