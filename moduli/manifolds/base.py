@@ -52,7 +52,10 @@ class Manifold(abc.ABC):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
-        """Draw ``n`` random points; returns shape ``(n, coord_dim)``."""
+        """Draw ``n`` random points; returns shape ``(n, coord_dim)``.
+
+        ``device`` defaults to the generator's device (CPU without a generator).
+        """
 
     @abc.abstractmethod
     def _distance(self, x: Tensor, y: Tensor) -> Tensor:
@@ -146,11 +149,19 @@ class Manifold(abc.ABC):
     # ---- sampling helper ----------------------------------------------------------------
 
     @staticmethod
-    def _check_random_args(n: Any, dtype: Any) -> None:
+    def _check_random_args(
+        n: Any, dtype: Any, generator: torch.Generator | None, device: torch.device | str | None
+    ) -> torch.device | str | None:
+        """Validate ``random``'s arguments; returns the device to sample on (the generator's if unset)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        if device is None and generator is not None:
+            return generator.device
+        return device
 
     # ---- identity -----------------------------------------------------------------------
 

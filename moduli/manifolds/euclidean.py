@@ -31,7 +31,7 @@ class Euclidean(Manifold):
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """``n`` standard Gaussian points; shape ``(n, dim)``."""
-        self._check_random_args(n, dtype)
+        device = self._check_random_args(n, dtype, generator, device)
         return torch.randn(n, self.coord_dim, generator=generator, device=device, dtype=dtype)
 
     def _distance(self, x: Tensor, y: Tensor) -> Tensor:

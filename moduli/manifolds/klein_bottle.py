@@ -38,7 +38,7 @@ class KleinBottle(Manifold):
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """``n`` points uniform in ``[0, period)^2`` (uniform on the Klein bottle); ``(n, 2)``."""
-        self._check_random_args(n, dtype)
+        device = self._check_random_args(n, dtype, generator, device)
         u = torch.rand(n, 2, generator=generator, device=device, dtype=dtype)
         return torus_wrap(u * self.period, self.period)
 

@@ -50,7 +50,7 @@ class Product(Manifold):
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """Independent random points of each factor, concatenated; shape ``(n, coord_dim)``."""
-        self._check_random_args(n, dtype)
+        device = self._check_random_args(n, dtype, generator, device)
         parts = [m.random(n, generator=generator, device=device, dtype=dtype) for m in self.factors]
         return torch.cat(parts, dim=-1)
 

@@ -37,7 +37,7 @@ class Sphere(Manifold):
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """``n`` points uniform on the sphere (normalised Gaussians); shape ``(n, dim + 1)``."""
-        self._check_random_args(n, dtype)
+        device = self._check_random_args(n, dtype, generator, device)
         g = torch.randn(n, self.coord_dim, generator=generator, device=device, dtype=dtype)
         return g / torch.linalg.vector_norm(g, dim=-1, keepdim=True)
 

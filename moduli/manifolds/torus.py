@@ -37,7 +37,7 @@ class Torus(Manifold):
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """``n`` points uniform in ``[0, period)^dim``; shape ``(n, dim)``."""
-        self._check_random_args(n, dtype)
+        device = self._check_random_args(n, dtype, generator, device)
         u = torch.rand(n, self.coord_dim, generator=generator, device=device, dtype=dtype)
         return torus_wrap(u * self.period, self.period)
 

@@ -478,6 +478,8 @@ def test_validation_errors():
         t.random(-1)
     with pytest.raises(TypeError, match="dtype"):
         t.random(2, dtype=torch.int64)
+    with pytest.raises(TypeError, match="Generator"):
+        t.random(2, generator=0)
     with pytest.raises(ValueError, match="> 0"):
         Torus(2, period=-1.0)
     with pytest.raises(ValueError, match=">= 1"):
@@ -639,6 +641,8 @@ def test_cuda(name):
     g = torch.Generator(device=dev).manual_seed(0)
     pts = m.random(16, generator=g, device=dev)
     assert pts.device.type == "cuda"
+    # without an explicit device the generator's device is used
+    assert m.random(2, generator=g).device.type == "cuda"
     cpu = m.pairwise_distance(pts.cpu())
     param = m.parameter(pts)
     D = m.pairwise_distance(param)
