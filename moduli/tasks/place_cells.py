@@ -1,0 +1,144 @@
+"""Difference-of-Gaussians place cells: targets, loss and decoding for path integration.
+
+After Sorscher et al.: each cell's tuning is a softmax-normalised centre Gaussian minus a
+softmax-normalised wider surround Gaussian, shifted to be non-negative and renormalised,
+so the population activation at any position is a probability distribution over cells.
+Positions and widths are in metres.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._sampling import check_positive_float, check_positive_int
+
+
+def _check_positions(name: str, pos: object) -> torch.Tensor:
+    if not isinstance(pos, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (..., 2), got {type(pos).__name__}")
+    if pos.dim() < 1 or pos.shape[-1] != 2:
+        raise ValueError(f"{name} must have shape (..., 2), got {tuple(pos.shape)}")
+    if not pos.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got dtype {pos.dtype}")
+    return pos
+
+
+class PlaceCells:
+    """A fixed population of place cells with centres uniform in the centred box."""
+
+    num_cells: int  # number of cells N
+    sigma: float  # width of the centre Gaussian, metres
+    surround_scale: float  # surround variance / centre variance (> 1)
+    box_size: float  # side of the square box [-L/2, L/2]^2, metres
+    seed: int  # seed of the CPU generator that drew the centres
+    centres: torch.Tensor  # (N, 2) float32 centre positions, metres
+
+    def __init__(
+        self,
+        num_cells: int = 512,
+        sigma: float = 0.12,
+        surround_scale: float = 2.0,
+        box_size: float = 2.2,
+        seed: int = 0,
+    ) -> None:
+        self.num_cells = check_positive_int("num_cells", num_cells)
+        self.sigma = check_positive_float("sigma", sigma)
+        self.surround_scale = check_positive_float("surround_scale", surround_scale)
+        if self.surround_scale <= 1.0:
+            raise ValueError(
+                f"surround_scale must be > 1 (the surround is wider than the centre), got {self.surround_scale}"
+            )
+        self.box_size = check_positive_float("box_size", box_size)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self.seed = seed
+        # Drawn on the CPU so that the centres do not depend on the device.
+        gen = torch.Generator().manual_seed(seed)
+        self.centres = (torch.rand(num_cells, 2, generator=gen) * 2.0 - 1.0) * (self.box_size / 2.0)
+
+    def to(self, device: torch.device | str) -> PlaceCells:
+        """Move the centres to ``device`` (in place) and return ``self``."""
+        self.centres = self.centres.to(device)
+        return self
+
+    def activation(self, pos: torch.Tensor) -> torch.Tensor:
+        """Population activation at positions ``pos`` (..., 2) in metres -> (..., N).
+
+        Non-negative and summing to 1 over the last axis. Computed on ``pos``'s device
+        and dtype.
+        """
+        _check_positions("pos", pos)
+        centres = self.centres.to(device=pos.device, dtype=pos.dtype)
+        sq_dist = ((pos[..., None, :] - centres) ** 2).sum(-1)
+        centre = torch.softmax(-sq_dist / (2.0 * self.sigma**2), dim=-1)
+        surround = torch.softmax(-sq_dist / (2.0 * self.surround_scale * self.sigma**2), dim=-1)
+        dog = centre - surround
+        # The DoG sums to 0 over cells, so its minimum is <= 0: shift it to 0 and renormalise.
+        dog = dog - dog.min(dim=-1, keepdim=True).values
+        return dog / dog.sum(dim=-1, keepdim=True)
+
+    def decode(self, activation: torch.Tensor, k: int = 3) -> torch.Tensor:
+        """Decoded position (..., 2), metres: mean centre of the ``k`` most active cells.
+
+        ``activation`` (..., N) may be activations or logits (the ranking is the same).
+        """
+        self._check_cells("activation", activation)
+        check_positive_int("k", k)
+        if k > self.num_cells:
+            raise ValueError(f"k must be <= num_cells = {self.num_cells}, got {k}")
+        top = activation.topk(k, dim=-1).indices
+        centres = self.centres.to(device=activation.device)
+        return centres[top].mean(dim=-2)
+
+    def _check_cells(self, name: str, x: object) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape (..., {self.num_cells})")
+        if x.dim() < 1 or x.shape[-1] != self.num_cells:
+            raise ValueError(
+                f"{name} must have shape (..., {self.num_cells}) (one entry per place cell), got {tuple(x.shape)}"
+            )
+
+
+def navigation_loss(logits: torch.Tensor, target_activation: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of predicted cell logits against the place-cell distribution.
+
+    ``-(target * log_softmax(logits)).sum(-1).mean()`` over all leading axes.
+
+    Args:
+        logits: (T, B, N) decoder outputs (any leading shape).
+        target_activation: same shape, each row a distribution over the N cells.
+    Returns:
+        scalar tensor (nats per step).
+    """
+    if not isinstance(logits, torch.Tensor) or not isinstance(target_activation, torch.Tensor):
+        raise TypeError("logits and target_activation must be torch.Tensors")
+    if logits.shape != target_activation.shape or logits.dim() < 1:
+        raise ValueError(
+            f"logits and target_activation must have the same shape (..., N), got "
+            f"{tuple(logits.shape)} and {tuple(target_activation.shape)}"
+        )
+    return -(target_activation * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+
+
+def decoding_error_cm(
+    logits: torch.Tensor, position: torch.Tensor, place_cells: PlaceCells, k: int = 3
+) -> float:
+    """Mean Euclidean distance, in centimetres, between decoded and true positions.
+
+    Args:
+        logits: (T, B, N) predicted cell logits or activations (any leading shape).
+        position: (T, B, 2) true positions in metres (same leading shape).
+        place_cells: the population that defines the decoding centres.
+        k: number of most active cells averaged by :meth:`PlaceCells.decode`.
+    """
+    if not isinstance(place_cells, PlaceCells):
+        raise TypeError(f"place_cells must be a PlaceCells, got {type(place_cells).__name__}")
+    _check_positions("position", position)
+    place_cells._check_cells("logits", logits)
+    if logits.shape[:-1] != position.shape[:-1]:
+        raise ValueError(
+            f"logits (..., N) and position (..., 2) must share leading axes, got "
+            f"{tuple(logits.shape)} and {tuple(position.shape)}"
+        )
+    decoded = place_cells.decode(logits, k=k).to(position.dtype)
+    return float((decoded - position).norm(dim=-1).mean()) * 100.0
