@@ -1,0 +1,185 @@
+"""Typed schema of a run's configuration (OmegaConf structured configs).
+
+Every field carries its meaning and unit in a comment. Allowed choices and numeric ranges are
+attached as dataclass field metadata (``choices``, ``ge``/``gt``/``le``/``lt``) and enforced by
+:func:`moduli.config.validate.validate_config`; cross-field rules live there as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from omegaconf import MISSING
+
+__all__ = [
+    "TASKS",
+    "MANIFOLD_NAMES",
+    "SMOOTH_MANIFOLDS",
+    "INHIBITOR_NAMES",
+    "NavigationConfig",
+    "AddingConfig",
+    "LanguageConfig",
+    "ModelConfig",
+    "RegularizerConfig",
+    "PruningConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "RunConfig",
+]
+
+TASKS: tuple[str, ...] = ("navigation", "adding", "language")
+MANIFOLD_NAMES: tuple[str, ...] = ("torus", "torus6", "klein", "circle", "sphere", "s3", "mixed", "r3", "r9")
+# Manifolds with a smooth (Riemannian) structure, on which an embedding can be learned.
+SMOOTH_MANIFOLDS: frozenset[str] = frozenset(MANIFOLD_NAMES)
+INHIBITOR_NAMES: tuple[str, ...] = ("dog", "diffusion", "ripple", "gaussian", "identity", "constant")
+
+
+def _choice(default: Any, allowed: tuple[Any, ...]) -> Any:
+    """A field whose value must be one of ``allowed``."""
+    return field(default=default, metadata={"choices": allowed})
+
+
+def _ranged(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A numeric field bounded by ``ge``/``gt`` below and ``le``/``lt`` above (None: unbounded)."""
+    return field(default=default, metadata={"ge": ge, "gt": gt, "le": le, "lt": lt})
+
+
+@dataclass
+class NavigationConfig:
+    """Path integration in a square box (Sorscher et al.)."""
+
+    seq_len: int = _ranged(50, ge=1)  # time steps per trajectory (dt = 0.02 s each)
+    box_size: float = _ranged(2.2, gt=0)  # side of the square arena, metres
+    num_place_cells: int = _ranged(512, ge=1)  # number of place-cell targets (decoder outputs)
+    place_cell_sigma: float = _ranged(0.12, gt=0)  # place-cell tuning width, metres
+    surround_scale: float = _ranged(2.0, gt=1)  # DoG surround width / centre width (> 1)
+    eval_batches: int = _ranged(5, ge=1)  # fresh batches drawn for each evaluation
+    eval_batch_size: int = _ranged(200, ge=1)  # trajectories per evaluation batch
+    place_cell_seed: int = 0  # seed of the fixed place-cell centres (independent of train.seed)
+
+
+@dataclass
+class AddingConfig:
+    """The adding problem: sum of the two marked values of a sequence."""
+
+    seq_len: int = _ranged(50, ge=2)  # sequence length (two markers need >= 2 positions)
+    eval_batches: int = _ranged(10, ge=1)  # fresh batches drawn for each evaluation
+    eval_batch_size: int = _ranged(1000, ge=1)  # sequences per evaluation batch
+
+
+@dataclass
+class LanguageConfig:
+    """Word-level language model on WikiText-2."""
+
+    data_dir: str = "data/tiny-wikitext"  # directory holding the split files (train/valid/test)
+    offline_splits: bool = False  # True: train on part of the valid split (no download needed)
+    bptt: int = _ranged(35, ge=1)  # truncated back-propagation length, tokens
+    eval_batch_size: int = _ranged(10, ge=1)  # parallel token streams for evaluation
+    download: bool = False  # True: download missing splits into data_dir
+
+
+@dataclass
+class ModelConfig:
+    """Elman RNN sizes and options."""
+
+    hidden_size: int = _ranged(4096, ge=1)  # hidden neurons per recurrent layer
+    num_layers: int = _ranged(1, ge=1)  # stacked recurrent layers
+    nonlinearity: str = _choice("relu", ("relu", "tanh"))  # hidden activation
+    bias: bool = False  # bias vectors in the recurrent layers
+    embedding_size: int = _ranged(650, ge=1)  # token embedding width (language task only)
+    dropout: float = _ranged(0.0, ge=0, lt=1)  # dropout probability between layers
+
+
+@dataclass
+class RegularizerConfig:
+    """Penalty on the recurrent weights: strength * reduce(f(d_M(i, j)) * |w_ij|^exponent)."""
+
+    # none: no penalty; moduli: geometric penalty f(d) from the manifold and inhibitor;
+    # l1: f = 1 everywhere; mean_matched_l1: f = mean of the inhibitor's coefficients
+    kind: str = _choice("moduli", ("none", "moduli", "l1", "mean_matched_l1"))
+    manifold: str = _choice("torus", MANIFOLD_NAMES)  # moduli space the hidden neurons live on
+    inhibitor: str = _choice("dog", INHIBITOR_NAMES)  # f applied to the geodesic distances
+    exponent: int = _choice(1, (1, 2))  # power l of |w_ij|
+    strength: float = _ranged(0.1, ge=0)  # multiplier of the penalty in the loss
+    reduction: str = _choice("mean", ("mean", "sum"))  # reduction over the N^2 entries
+    learn_embedding: bool = False  # True: neuron positions are parameters (Riemannian Adam)
+    embedding_lr: float = _ranged(1e-3, gt=0)  # learning rate of learned embeddings
+    permute: bool = False  # True: shuffle the N^2 coefficients (control without geometry)
+    extra_l1: float = _ranged(0.0, ge=0)  # plain L1 strength on non-recurrent weights
+
+
+@dataclass
+class PruningConfig:
+    """Which weights are removed, how many, and when."""
+
+    # none: dense; magnitude: smallest |w|; random: random masks matching magnitude's
+    # per-matrix sparsity; moduli: magnitude mixed with distance on the manifold
+    method: str = _choice("magnitude", ("none", "magnitude", "random", "moduli"))
+    target: float = _ranged(0.9, ge=0, lt=1)  # final fraction of pruned weights (ignored for none)
+    scope: str = _choice("global", ("global", "layerwise"))  # one threshold, or one per matrix
+    # linear: target * e / (E - 1) at the start of epoch e; cubic: cubic ramp; oneshot: at the end
+    schedule: str = _choice("linear", ("linear", "cubic", "oneshot"))
+    parameters: Optional[List[str]] = None  # names of pruned weights; None: the task's default
+    lottery: bool = False  # True: retrain a re-initialised model under the final mask
+    moduli_magnitude_weight: float = _ranged(0.5, ge=0, le=1)  # magnitude share (method moduli)
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer of the network weights."""
+
+    name: str = _choice("adamw", ("adamw", "adam", "sgd", "modular_adam", "modular_sgd"))
+    lr: float = _ranged(1e-4, gt=0)  # learning rate
+    weight_decay: float = _ranged(0.01, ge=0)  # (decoupled for adamw) weight decay
+    momentum: float = _ranged(0.0, ge=0, lt=1)  # SGD momentum
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])  # Adam (beta1, beta2), each in [0, 1)
+    grad_clip: Optional[float] = _ranged(None, gt=0)  # max global gradient norm; None: no clipping
+    lr_schedule: str = _choice("none", ("none", "plateau"))  # plateau: divide lr when val loss stalls
+    plateau_factor: float = _ranged(0.25, gt=0, lt=1)  # lr multiplier on a plateau
+    plateau_patience: int = _ranged(0, ge=0)  # epochs without improvement before reducing lr
+
+
+@dataclass
+class TrainConfig:
+    """Length, batching, seeding and hardware of a run."""
+
+    epochs: int = _ranged(30, ge=1)  # training epochs
+    # optimizer steps per epoch; None (language only): one full pass over the training split;
+    # for language an integer caps the batches of an epoch
+    steps_per_epoch: Optional[int] = _ranged(1000, ge=1)
+    batch_size: int = _ranged(200, ge=1)  # sequences per training batch
+    seed: int = 0  # base random seed (weights, embeddings, data, pruning)
+    replicate: int = _ranged(0, ge=0)  # replicate index; effective seed = seed + replicate
+    device: str = "auto"  # auto (cuda if available, else cpu), cpu, cuda or cuda:N
+    precision: str = _choice("fp32", ("fp32", "bf16"))  # bf16 autocast needs CUDA
+    checkpoint_every: int = _ranged(1, ge=1)  # epochs between checkpoints
+    log_every: int = _ranged(100, ge=1)  # steps between logged training metrics
+
+    @property
+    def effective_seed(self) -> int:
+        """The random seed the run uses: ``seed + replicate``."""
+        return self.seed + self.replicate
+
+
+@dataclass
+class RunConfig:
+    """A complete, validated description of one training run."""
+
+    task: str = _choice(MISSING, TASKS)  # which task to train
+    navigation: NavigationConfig = field(default_factory=NavigationConfig)  # task navigation
+    adding: AddingConfig = field(default_factory=AddingConfig)  # task adding
+    language: LanguageConfig = field(default_factory=LanguageConfig)  # task language
+    model: ModelConfig = field(default_factory=ModelConfig)  # network sizes
+    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)  # weight penalty
+    pruning: PruningConfig = field(default_factory=PruningConfig)  # sparsification
+    optim: OptimConfig = field(default_factory=OptimConfig)  # optimizer
+    train: TrainConfig = field(default_factory=TrainConfig)  # run length and hardware
+    out_dir: str = "runs"  # parent directory of run directories
