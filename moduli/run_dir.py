@@ -1,0 +1,331 @@
+"""One directory per run: config snapshot, environment, metrics, checkpoint, status, summary.
+
+Layout of ``<out_dir>/<task>-<config_hash>/``:
+
+- ``config.yaml``       the resolved config (reloadable with ``load_config``)
+- ``environment.json``  versions, platform, device, git revision, command line, start time
+- ``metrics.jsonl``     one JSON object per logged step or epoch; each has an integer ``step``
+- ``checkpoints/last.pt`` the latest training state (written atomically)
+- ``status.json``       ``{"status": "running" | "finished" | "failed", ...}``
+- ``summary.json``      final results, written last: its presence means the run is finished
+
+``step`` (in metrics records and in checkpoint states) counts the optimizer steps completed so
+far. On resume, metrics records with a step beyond the checkpoint's are dropped, so the resumed
+metrics equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .atomic import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
+from .config import RunConfig, config_hash, config_to_yaml, load_config, validate_config
+from .errors import CheckpointError, ConfigError, RunDirError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+__all__ = ["RunDir", "STATUSES", "environment_info"]
+
+STATUSES: tuple[str, ...] = ("running", "finished", "failed")
+_CHECKPOINT_FORMAT = 1  # version of the checkpoint payload layout
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git_revision(root: Path) -> str:
+    """The project's git commit (with ``+dirty`` for uncommitted changes), or ``"unknown"``."""
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if rev.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return rev.stdout.strip() + ("+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_info(device: str = "auto") -> dict[str, Any]:
+    """Versions, platform, device, git revision, command line and start time, as a dict."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        device_name = torch.cuda.get_device_name(torch.device(device))
+    else:
+        device_name = platform.processor() or platform.machine() or "cpu"
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "geoopt": _version("geoopt"),
+        "numpy": _version("numpy"),
+        "omegaconf": _version("omegaconf"),
+        "platform": platform.platform(),
+        "device": device,
+        "device_name": device_name,
+        "cuda": torch.version.cuda,
+        "git_revision": _git_revision(Path(__file__).resolve().parents[1]),
+        "command_line": list(sys.argv),
+        "start_time": _now(),
+    }
+
+
+class RunDir:
+    """Handle on the directory of one run (see the module docstring for the layout)."""
+
+    path: Path  # the run directory, <out_dir>/<task>-<config_hash>
+    config: RunConfig  # the run's resolved config
+    config_hash: str  # 12-hex-character hash of the config (see moduli.config.config_hash)
+
+    def __init__(self, path: Path, config: RunConfig) -> None:
+        self.path = Path(path)
+        self.config = config
+        self.config_hash = config_hash(config)
+
+    # -- locating and opening ------------------------------------------------------------------
+    @staticmethod
+    def path_for(cfg: RunConfig) -> Path:
+        """``<out_dir>/<task>-<config_hash>`` for ``cfg`` (nothing is created)."""
+        return Path(cfg.out_dir) / f"{cfg.task}-{config_hash(cfg)}"
+
+    @classmethod
+    def create(cls, cfg: RunConfig, *, check_hardware: bool = True) -> RunDir:
+        """Create (or reopen, to resume) the run directory of ``cfg``.
+
+        Validates ``cfg`` before writing anything. A new or unfinished run gets a fresh
+        ``config.yaml``, ``environment.json`` and status ``running``; a finished run is
+        returned untouched. Raises RunDirError if the directory holds a different config.
+        """
+        validate_config(cfg, check_hardware=check_hardware)
+        path = cls.path_for(cfg)
+        run = cls(path, cfg)
+        if run.config_path.exists():
+            stored = run._stored_hash()
+            if stored != run.config_hash:
+                raise RunDirError(
+                    f"{path} holds a different config (hash {stored}) than this run ({run.config_hash}): "
+                    f"its config.yaml was edited or the hashes collide; move or delete {path}"
+                )
+        if run.is_finished:
+            return run
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run.config_path, config_to_yaml(cfg))
+        atomic_write_json(run.environment_path, environment_info(cfg.train.device))
+        run.set_status("running")
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """Open an existing run directory (e.g. to evaluate it) from its ``config.yaml``."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RunDirError(f"run directory {path} does not exist; pass a directory made by 'moduli train'")
+        config_file = path / "config.yaml"
+        if not config_file.is_file():
+            raise RunDirError(f"{path} is not a run directory (no config.yaml); pass a directory made by 'moduli train'")
+        try:
+            cfg = load_config([config_file], check_hardware=False)
+        except ConfigError as exc:
+            raise RunDirError(f"{config_file} is not a valid run config ({exc}); restore it or delete {path}") from exc
+        run = cls(path, cfg)
+        named = re.fullmatch(r"[a-z]+-([0-9a-f]{12})", path.name)
+        expected = named.group(1) if named else run.config_hash  # renamed copies are not checked
+        if expected != run.config_hash:
+            raise RunDirError(
+                f"{config_file} does not match its directory name (hash {run.config_hash}, directory says "
+                f"{expected}): the config was edited; restore it or move the run"
+            )
+        return run
+
+    def _stored_hash(self) -> str:
+        try:
+            return config_hash(load_config([self.config_path], check_hardware=False))
+        except ConfigError as exc:
+            raise RunDirError(
+                f"{self.config_path} cannot be read back ({exc}); restore it or delete {self.path}"
+            ) from exc
+
+    # -- file names ----------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        """``config.yaml``: the resolved config snapshot."""
+        return self.path / "config.yaml"
+
+    @property
+    def environment_path(self) -> Path:
+        """``environment.json``: software versions and hardware of the latest start."""
+        return self.path / "environment.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        """``metrics.jsonl``: one JSON record per logged step or epoch."""
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """``checkpoints/last.pt``: the latest training state."""
+        return self.path / "checkpoints" / "last.pt"
+
+    @property
+    def summary_path(self) -> Path:
+        """``summary.json``: the final results (present only when the run finished)."""
+        return self.path / "summary.json"
+
+    @property
+    def status_path(self) -> Path:
+        """``status.json``: running / finished / failed."""
+        return self.path / "status.json"
+
+    # -- status and summary --------------------------------------------------------------------
+    @property
+    def is_finished(self) -> bool:
+        """True when ``summary.json`` exists."""
+        return self.summary_path.is_file()
+
+    @property
+    def status(self) -> str:
+        """``finished`` if the summary exists, else the stored status (``missing`` if none)."""
+        if self.is_finished:
+            return "finished"
+        if not self.status_path.is_file():
+            return "missing"
+        try:
+            return str(json.loads(self.status_path.read_text(encoding="utf-8"))["status"])
+        except (ValueError, KeyError, TypeError):
+            return "missing"
+
+    def set_status(self, status: str, error: str | None = None) -> None:
+        """Record ``status`` (one of :data:`STATUSES`) and an optional error message."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        atomic_write_json(self.status_path, {"status": status, "updated": _now(), "error": error})
+
+    def mark_failed(self, error: BaseException | str) -> None:
+        """Record status ``failed`` with a one-line description of ``error``."""
+        text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+        self.set_status("failed", " ".join(text.split()))
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Write ``summary.json`` (this marks the run finished) and set status ``finished``."""
+        if not isinstance(summary, dict):
+            raise TypeError(f"summary must be a dict, got {type(summary).__name__}")
+        atomic_write_json(self.summary_path, summary)
+        self.set_status("finished")
+
+    def summary(self) -> dict[str, Any] | None:
+        """The contents of ``summary.json``, or None if the run has not finished."""
+        if not self.is_finished:
+            return None
+        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+
+    # -- metrics -------------------------------------------------------------------------------
+    def log_metrics(self, record: dict[str, Any]) -> None:
+        """Append one metrics record; it must hold an integer ``step`` (steps completed)."""
+        if not isinstance(record, dict):
+            raise TypeError(f"a metrics record must be a dict, got {type(record).__name__}")
+        step = record.get("step")
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise ValueError(f"a metrics record needs an integer 'step' >= 0 (steps completed), got {step!r}")
+        append_jsonl(self.metrics_path, record)
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """All metrics records in logging order."""
+        return read_jsonl(self.metrics_path)
+
+    def metrics(self) -> pandas.DataFrame:
+        """The metrics as a DataFrame, one row per record (empty if none were logged)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.read_metrics())
+
+    def truncate_metrics(self, after_step: int) -> int:
+        """Keep only records with ``step <= after_step``; returns how many were dropped."""
+        if not isinstance(after_step, int) or isinstance(after_step, bool):
+            raise TypeError(f"after_step must be an int, got {type(after_step).__name__}")
+        records = self.read_metrics()
+        kept = [r for r in records if r.get("step", 0) <= after_step]
+        if len(kept) != len(records):
+            text = "".join(json.dumps(r) + "\n" for r in kept)
+            atomic_write_text(self.metrics_path, text)
+        return len(records) - len(kept)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Save ``state`` atomically to ``checkpoints/last.pt``, tagged with the config hash.
+
+        ``state`` must hold an integer ``step`` (steps completed) and otherwise only what
+        ``torch.load(weights_only=True)`` accepts: tensors, numbers, strings, lists, dicts.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"checkpoint state must be a dict, got {type(state).__name__}")
+        step = state.get("step")
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise ValueError(f"checkpoint state needs an integer 'step' >= 0 (steps completed), got {step!r}")
+        payload = {"format": _CHECKPOINT_FORMAT, "config_hash": self.config_hash, "state": state}
+        atomic_torch_save(payload, self.checkpoint_path)
+
+    def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any] | None:
+        """The saved state, or None if there is no checkpoint.
+
+        Raises CheckpointError for a corrupt/truncated file or one written for another config.
+        """
+        path = self.checkpoint_path
+        if not path.is_file():
+            return None
+        import torch
+
+        try:
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as exc:  # torch raises several types for damaged or foreign files
+            detail = " ".join(str(exc).split())[:200]
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {detail}); "
+                "delete it to restart the run from the beginning"
+            ) from exc
+        if not (isinstance(payload, dict) and {"config_hash", "state"} <= payload.keys()):
+            raise CheckpointError(
+                f"checkpoint {path} was not written by RunDir.save_checkpoint; delete it to restart the run"
+            )
+        if payload["config_hash"] != self.config_hash:
+            raise CheckpointError(
+                f"checkpoint {path} belongs to config {payload['config_hash']}, not to this run "
+                f"({self.config_hash}); delete it to restart the run"
+            )
+        return payload["state"]
+
+    def resume(self, map_location: Any = "cpu") -> dict[str, Any] | None:
+        """Load the checkpoint and drop metrics logged after it (all of them if there is none).
+
+        Returns the checkpoint state or None (start from scratch).
+        """
+        state = self.load_checkpoint(map_location)
+        self.truncate_metrics(state["step"] if state is not None else -1)
+        return state
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r}, status={self.status!r})"
