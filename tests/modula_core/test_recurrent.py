@@ -273,9 +273,10 @@ def test_dualize_sets_the_modular_norm_and_aligns(bias):
     target = 0.3
     d = rnn.dualize(g, target)
     assert d is not g and len(d) == len(g)
-    assert _exact_svd_norm(rnn, d) == pytest.approx(target, rel=1e-3)
+    # Newton-Schulz (tuned6) maps singular values into [0.9956, 0.9993]: the norm never exceeds target
+    assert 0.995 * target <= _exact_svd_norm(rnn, d) <= target * (1 + 1e-9)
     for n, tau in zip(rnn.part_norms(d), rnn.part_targets(target)):
-        assert n == pytest.approx(tau, rel=1e-2)
+        assert 0.995 * tau <= n <= tau * (1 + 1e-12)
     # the matrices are the scaled polar factors of the gradient (computed here by SVD)
     for k, scale in ((0, math.sqrt(H / I)), (1, 1.0)):
         u, _, vh = torch.linalg.svd(g[k], full_matrices=False)
