@@ -1,6 +1,66 @@
 """modula_core: a modular-norm engine in PyTorch, with weight-tied recurrence."""
 
 from .abstract import Atom, Bond, CompositeModule, Module, TupleModule
+from .atom import Conv2D, Embed, Linear
+from .bond import (
+    Abs,
+    Add,
+    AvgPool,
+    Enumerate,
+    Flatten,
+    FunctionalAttention,
+    GELU,
+    Identity,
+    LayerNorm,
+    Mean,
+    MeanSubtract,
+    MergeHeads,
+    Mul,
+    ReLU,
+    RMSDivide,
+    ScaledGELU,
+    ScaledReLU,
+    Select,
+    SplitIntoHeads,
+    Tanh,
+)
+from .compound import GPT, MLP, Attention, ResCNN, ResMLP, residual
 from .vector import Vector
 
-__all__ = ["Atom", "Bond", "CompositeModule", "Module", "TupleModule", "Vector"]
+__all__ = [
+    "Abs",
+    "Add",
+    "Atom",
+    "Attention",
+    "AvgPool",
+    "Bond",
+    "CompositeModule",
+    "Conv2D",
+    "Embed",
+    "Enumerate",
+    "Flatten",
+    "FunctionalAttention",
+    "GELU",
+    "GPT",
+    "Identity",
+    "LayerNorm",
+    "Linear",
+    "MLP",
+    "Mean",
+    "MeanSubtract",
+    "MergeHeads",
+    "Module",
+    "Mul",
+    "RMSDivide",
+    "ReLU",
+    "ResCNN",
+    "ResMLP",
+    "ScaledGELU",
+    "ScaledReLU",
+    "Select",
+    "SplitIntoHeads",
+    "Tanh",
+    "TupleModule",
+    "Vector",
+    "residual",
+]

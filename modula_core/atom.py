@@ -1,0 +1,283 @@
+"""Atoms: modules with weights and hand-declared mass and sensitivity (Linear, Embed, Conv2D).
+
+Every atom's norm is an operator norm between RMS-normed spaces, so that ``normalize``/``dualize``
+set an update's size in units that do not change with width:
+
+- ``Linear``: spectral norm of W, with the factor sqrt(out/in) in the forward pass;
+- ``Embed``: largest row RMS (each token's vector);
+- ``Conv2D``: largest spectral norm over the kernel's spatial taps.
+
+An atom of mass 0 is frozen: its normalized and dualized updates are zero.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .abstract import Atom, _check_target
+from .linalg import DEFAULT_NS, NS_COEFFICIENTS, newton_schulz, orthogonal, power_iteration
+from .vector import Vector
+
+# Seed of the fixed generator that starts power iteration when an atom has no warm start yet, so that
+# processes that see the same updates (data-parallel ranks, a rerun) get the same estimates.
+_POWER_SEED = 1234
+
+
+def _positive_int(value: object, name: str, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {name} must be a positive int, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {value}")
+    return int(value)
+
+
+def _nonnegative_int(value: object, name: str, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{owner}: {name} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
+def _mass(value: object, owner: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{owner}: mass must be a finite real number >= 0, got {value!r}")
+    return float(value)
+
+
+def _schedule(value: object, owner: str) -> str:
+    if value not in NS_COEFFICIENTS:
+        raise ValueError(f"{owner}: unknown Newton–Schulz schedule {value!r}; choose one of {sorted(NS_COEFFICIENTS)}")
+    return str(value)
+
+
+def _check_vector(w: Vector, length: int, owner: str) -> None:
+    if not isinstance(w, Vector):
+        raise TypeError(f"{owner} needs a modula_core Vector, got {type(w).__name__}")
+    if len(w) != length:
+        raise ValueError(f"{owner} needs a Vector of {length} tensor(s), got {len(w)}")
+
+
+def _sample_device(generator: torch.Generator | None, device) -> torch.device | str | None:
+    # A generator draws on its own device; sample there, then move.
+    return generator.device if generator is not None else device
+
+
+def _start_vector(shape: torch.Size, like: Tensor) -> Tensor:
+    gen = torch.Generator(device="cpu").manual_seed(_POWER_SEED)
+    return F.normalize(torch.randn(shape, generator=gen, dtype=torch.float64), dim=-1).to(device=like.device, dtype=like.dtype)
+
+
+def _spectral_normalize_(w: Tensor, buffers: dict[str, Tensor], steps: int, target_norm: float) -> None:
+    """Scale ``w`` (..., out, in) in place so each matrix's estimated spectral norm is ``target_norm``.
+
+    The left singular vector estimate is kept in ``buffers["u"]`` (shape (..., out)) as a warm start.
+    Zero matrices stay zero.
+    """
+    wf = w if w.dtype in (torch.float32, torch.float64) else w.float()
+    u = buffers.get("u")
+    if u is None or u.shape != wf.shape[:-1]:
+        u = _start_vector(wf.shape[:-1], wf)
+        steps = max(steps, 10)
+    sigma, u_new = power_iteration(wf, u, steps=steps)
+    nonzero = sigma > 0
+    # A zero matrix returns u = 0, which would stall every later call: keep the old start there, and
+    # if nothing was learnt from a cold start, store nothing (the next call starts cold again).
+    if "u" in buffers or bool(nonzero.any()):
+        buffers["u"] = torch.where(nonzero.unsqueeze(-1), u_new, u.to(u_new)).detach()
+    scale = torch.where(nonzero, target_norm / torch.where(nonzero, sigma, torch.ones_like(sigma)), torch.zeros_like(sigma))
+    w.mul_(scale.to(w.dtype).unsqueeze(-1).unsqueeze(-1))
+
+
+class Linear(Atom):
+    """``y = sqrt(out/in) * x @ W^T`` with W of shape (out, in); x (..., in) -> y (..., out).
+
+    Modula's convention: W is semi-orthogonal at init and the factor sqrt(out/in) sits in the forward
+    pass, so the RMS->RMS operator norm of the layer is the spectral norm of W. Mass 1, sensitivity 1.
+    ``normalize`` uses warm-started power iteration (``power_steps`` per call, state in
+    ``buffers["u"]``); ``dualize`` uses Newton–Schulz orthogonalisation (``schedule``).
+    """
+
+    def __init__(
+        self, out_features: int, in_features: int, mass: float = 1.0, power_steps: int = 1, schedule: str = DEFAULT_NS
+    ) -> None:
+        out_features = _positive_int(out_features, "out_features", "Linear")
+        in_features = _positive_int(in_features, "in_features", "Linear")
+        super().__init__(_mass(mass, "Linear"), 1.0)
+        self.length = 1
+        self.out_features: int = out_features  # output dimension
+        self.in_features: int = in_features  # input dimension
+        self.scale: float = math.sqrt(out_features / in_features)  # forward factor sqrt(out/in)
+        self.power_steps: int = _positive_int(power_steps, "power_steps", "Linear")  # power-iteration steps per normalize
+        self.schedule: str = _schedule(schedule, "Linear")  # Newton–Schulz schedule used by dualize
+
+    def forward(self, x: Tensor, w: Vector) -> Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear({self.out_features}, {self.in_features}) got an input with last dimension {x.shape[-1]}")
+        return self.scale * F.linear(x, w[0])
+
+    def initialize(self, device=None, dtype: torch.dtype | None = None, generator: torch.Generator | None = None) -> Vector:
+        weight = orthogonal((self.out_features, self.in_features), generator=generator, device=_sample_device(generator, device))
+        weight = weight.to(device=device, dtype=dtype or torch.get_default_dtype())
+        return Vector([weight.requires_grad_(True)])
+
+    @torch.no_grad()
+    def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
+        target_norm = _check_target(target_norm)
+        _check_vector(w, 1, "Linear.normalize")
+        if self.mass == 0 or target_norm == 0:
+            w[0].zero_()
+            return
+        _spectral_normalize_(w[0], self.buffers, self.power_steps, target_norm)
+
+    @torch.no_grad()
+    def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:
+        target_norm = _check_target(target_norm)
+        _check_vector(g, 1, "Linear.dualize")
+        if self.mass == 0:
+            return g.zeros_like()
+        return Vector([target_norm * newton_schulz(g[0], schedule=self.schedule)])
+
+    @torch.no_grad()
+    def norm(self, w: Vector) -> float:
+        _check_vector(w, 1, "Linear.norm")
+        return float(torch.linalg.matrix_norm(w[0].double(), ord=2))
+
+    def __repr__(self) -> str:
+        return f"Linear({self.out_features}, {self.in_features}, mass={self.mass:g})"
+
+
+class Embed(Atom):
+    """Token embedding ``Embed(d, vocab)`` (Modula's order, output dimension first).
+
+    Weight E of shape (vocab, d), one row per token, each of RMS 1 at init (norm sqrt(d)).
+    Forward: integer ids (...) -> E[ids] (..., d). Norm: the largest row RMS. ``normalize`` and
+    ``dualize`` set every nonzero row of the update to RMS ``target_norm`` (norm sqrt(d) * target);
+    rows of tokens absent from the batch are zero and stay zero. Mass 1, sensitivity 1.
+    """
+
+    def __init__(self, d_embed: int, vocab_size: int, mass: float = 1.0) -> None:
+        d_embed = _positive_int(d_embed, "d_embed", "Embed")
+        vocab_size = _positive_int(vocab_size, "vocab_size", "Embed")
+        super().__init__(_mass(mass, "Embed"), 1.0)
+        self.length = 1
+        self.d_embed: int = d_embed  # embedding (output) dimension d
+        self.vocab_size: int = vocab_size  # number of tokens (rows of E)
+
+    def forward(self, x: Tensor, w: Vector) -> Tensor:
+        if x.is_floating_point() or x.is_complex():
+            raise TypeError(f"Embed takes integer token ids, got a {x.dtype} tensor")
+        return F.embedding(x, w[0])
+
+    def initialize(self, device=None, dtype: torch.dtype | None = None, generator: torch.Generator | None = None) -> Vector:
+        e = torch.randn(self.vocab_size, self.d_embed, generator=generator, device=_sample_device(generator, device), dtype=torch.float64)
+        e = F.normalize(e, dim=1) * math.sqrt(self.d_embed)
+        return Vector([e.to(device=device, dtype=dtype or torch.get_default_dtype()).requires_grad_(True)])
+
+    def _rows_to_target(self, e: Tensor, target_norm: float) -> Tensor:
+        row_norm = torch.linalg.vector_norm(e, dim=1, keepdim=True)
+        scale = torch.where(row_norm > 0, target_norm * math.sqrt(self.d_embed) / torch.where(row_norm > 0, row_norm, 1.0), 0.0)
+        return scale
+
+    @torch.no_grad()
+    def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
+        target_norm = _check_target(target_norm)
+        _check_vector(w, 1, "Embed.normalize")
+        if self.mass == 0:
+            w[0].zero_()
+            return
+        w[0].mul_(self._rows_to_target(w[0], target_norm))
+
+    @torch.no_grad()
+    def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:
+        target_norm = _check_target(target_norm)
+        _check_vector(g, 1, "Embed.dualize")
+        if self.mass == 0:
+            return g.zeros_like()
+        return Vector([g[0] * self._rows_to_target(g[0], target_norm)])
+
+    @torch.no_grad()
+    def norm(self, w: Vector) -> float:
+        _check_vector(w, 1, "Embed.norm")
+        return float(torch.linalg.vector_norm(w[0].double(), dim=1).max() / math.sqrt(self.d_embed))
+
+    def __repr__(self) -> str:
+        return f"Embed({self.d_embed}, {self.vocab_size}, mass={self.mass:g})"
+
+
+class Conv2D(Atom):
+    """2-D convolution ``Conv2D(out, in, kernel_size)``: (N, in, H, W) -> (N, out, H', W').
+
+    Weight of shape (k, k, out, in): one (out, in) matrix per spatial tap. The forward pass is
+    ``sqrt(out/in) / k^2 * conv2d(x, W)``, so the layer's RMS->RMS norm is at most the largest
+    per-tap spectral norm, which is this atom's norm. ``normalize`` is per-tap spectral normalisation
+    (batched power iteration), ``dualize`` per-tap Newton–Schulz. Mass 1, sensitivity 1.
+    ``padding=None`` pads by k // 2 ("same" size for odd k and stride 1).
+    """
+
+    def __init__(
+        self,
+        out_channels: int,
+        in_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        mass: float = 1.0,
+        power_steps: int = 1,
+        schedule: str = DEFAULT_NS,
+    ) -> None:
+        out_channels = _positive_int(out_channels, "out_channels", "Conv2D")
+        in_channels = _positive_int(in_channels, "in_channels", "Conv2D")
+        kernel_size = _positive_int(kernel_size, "kernel_size", "Conv2D")
+        super().__init__(_mass(mass, "Conv2D"), 1.0)
+        self.length = 1
+        self.out_channels: int = out_channels  # output channels
+        self.in_channels: int = in_channels  # input channels
+        self.kernel_size: int = kernel_size  # k (square kernels)
+        self.stride: int = _positive_int(stride, "stride", "Conv2D")  # convolution stride
+        self.padding: int = kernel_size // 2 if padding is None else _nonnegative_int(padding, "padding", "Conv2D")  # zero padding
+        self.scale: float = math.sqrt(out_channels / in_channels) / kernel_size**2  # forward factor
+        self.power_steps: int = _positive_int(power_steps, "power_steps", "Conv2D")  # power-iteration steps per normalize
+        self.schedule: str = _schedule(schedule, "Conv2D")  # Newton–Schulz schedule used by dualize
+
+    def forward(self, x: Tensor, w: Vector) -> Tensor:
+        if x.dim() not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise ValueError(f"Conv2D expects (N, {self.in_channels}, H, W) inputs, got shape {tuple(x.shape)}")
+        kernel = w[0].permute(2, 3, 0, 1)  # (out, in, k, k), torch's layout
+        return self.scale * F.conv2d(x, kernel, stride=self.stride, padding=self.padding)
+
+    def initialize(self, device=None, dtype: torch.dtype | None = None, generator: torch.Generator | None = None) -> Vector:
+        k = self.kernel_size
+        weight = orthogonal((k, k, self.out_channels, self.in_channels), generator=generator, device=_sample_device(generator, device))
+        return Vector([weight.to(device=device, dtype=dtype or torch.get_default_dtype()).requires_grad_(True)])
+
+    @torch.no_grad()
+    def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
+        target_norm = _check_target(target_norm)
+        _check_vector(w, 1, "Conv2D.normalize")
+        if self.mass == 0 or target_norm == 0:
+            w[0].zero_()
+            return
+        _spectral_normalize_(w[0], self.buffers, self.power_steps, target_norm)
+
+    @torch.no_grad()
+    def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:
+        target_norm = _check_target(target_norm)
+        _check_vector(g, 1, "Conv2D.dualize")
+        if self.mass == 0:
+            return g.zeros_like()
+        return Vector([target_norm * newton_schulz(g[0], schedule=self.schedule)])
+
+    @torch.no_grad()
+    def norm(self, w: Vector) -> float:
+        _check_vector(w, 1, "Conv2D.norm")
+        return float(torch.linalg.matrix_norm(w[0].double(), ord=2).max())
+
+    def __repr__(self) -> str:
+        return f"Conv2D({self.out_channels}, {self.in_channels}, kernel_size={self.kernel_size}, mass={self.mass:g})"
+
+
+__all__ = ["Conv2D", "Embed", "Linear"]
