@@ -1,0 +1,229 @@
+"""The ``moduli`` command line: ``train``, ``evaluate`` and ``sweep``.
+
+Arguments that contain ``=`` are config overrides (``key=value``); the others are YAML config
+files merged in order. User errors (bad configs, missing data or run directories, unusable
+checkpoints) print one line ``error: ...`` on stderr and exit with status 2; ``--debug`` shows
+the traceback instead. Configs are validated before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from . import errors
+from .atomic import atomic_write_text, to_json_value
+
+__all__ = ["main", "build_parser", "split_items"]
+
+_EXAMPLES_TRAIN = """examples:
+  moduli train configs/adding.yaml configs/tiny.yaml
+  moduli train configs/navigation.yaml configs/regularizer/l1.yaml pruning.target=0.98
+  moduli train configs/adding.yaml configs/regularizer/learned_r3.yaml train.seed=3 --out-dir runs/adding
+"""
+_EXAMPLES_EVALUATE = """examples:
+  moduli evaluate runs/adding-0123456789ab
+"""
+_EXAMPLES_SWEEP = """examples:
+  moduli sweep configs/navigation.yaml --grid regularizer.kind=none,moduli,l1 --seeds 0,1,2,3,4
+  moduli sweep configs/adding.yaml configs/tiny.yaml --grid pruning.target=0.9,0.95 --seeds 0-2 --jobs 2
+  moduli sweep configs/navigation.yaml --grid pruning.method=magnitude,random --seeds 0,1 \\
+      --executor slurm --slurm timeout_min=600 --slurm slurm_partition=gpu --slurm gpus_per_node=1
+"""
+_EXAMPLES_MAIN = """examples:
+  moduli train configs/adding.yaml configs/tiny.yaml
+  moduli evaluate runs/adding-0123456789ab
+  moduli sweep configs/navigation.yaml --grid regularizer.kind=none,moduli,l1 --seeds 0,1,2
+  moduli train --help
+"""
+
+
+def split_items(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split command-line items into (config paths, ``key=value`` overrides), keeping order."""
+    paths = [item for item in items if "=" not in item]
+    overrides = [item for item in items if "=" in item]
+    return paths, overrides
+
+
+def _out_dir_override(out_dir: str | None) -> list[str]:
+    # a JSON string is a valid double-quoted YAML scalar, so any path survives override parsing
+    return [f"out_dir={json.dumps(out_dir)}"] if out_dir is not None else []
+
+
+def _need_configs(paths: list[str], command: str) -> None:
+    if not paths:
+        raise errors.ConfigError(
+            f"config error: 'moduli {command}' needs at least one config file, e.g. configs/adding.yaml"
+        )
+
+
+def _training_function(name: str) -> Callable[..., Any]:
+    try:
+        training = importlib.import_module("moduli.training")
+    except ModuleNotFoundError as exc:
+        if exc.name == "moduli.training":
+            raise errors.DependencyError(
+                "the training module moduli.training is not available in this installation; "
+                "reinstall the package (pip install -e .)"
+            ) from exc
+        raise
+    fn = getattr(training, name, None)
+    if not callable(fn):
+        raise errors.DependencyError(f"moduli.training does not define {name}; reinstall the package")
+    return fn
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=to_json_value))
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .run_dir import RunDir
+    from .sweep import resolve_train_fn, train_or_reuse
+
+    paths, overrides = split_items(args.items)
+    _need_configs(paths, "train")
+    cfg = load_config(paths, overrides + _out_dir_override(args.out_dir))
+    train_fn = resolve_train_fn()
+    run_path = RunDir.path_for(cfg)
+    if not args.quiet:
+        finished = (run_path / "summary.json").is_file()
+        print(f"run directory: {run_path}" + (" (already finished)" if finished else ""), file=sys.stderr)
+    _print_json(train_or_reuse(cfg, args.quiet, train_fn))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .run_dir import RunDir
+
+    run = RunDir.open(args.run_dir)
+    evaluate_run = _training_function("evaluate_run")
+    _print_json(evaluate_run(run))
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import parse_grid_arg, parse_seeds, run_sweep
+
+    paths, overrides = split_items(args.items)
+    _need_configs(paths, "sweep")
+    grid: dict[str, list[str]] = {}
+    for text in args.grid or []:
+        key, values = parse_grid_arg(text)
+        if key in grid:
+            raise errors.ConfigError(f"config error: --grid {key} is given twice; list all its values once")
+        grid[key] = values
+    slurm_options: dict[str, Any] = {}
+    for text in args.slurm or []:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise errors.ConfigError(f"config error: --slurm {text!r} is not of the form key=value")
+        slurm_options[key] = int(value) if value.lstrip("-").isdigit() else value
+    if slurm_options and args.executor != "slurm":
+        raise errors.ConfigError("config error: --slurm options need --executor slurm")
+    table = run_sweep(
+        paths,
+        grid,
+        parse_seeds(args.seeds),
+        jobs=args.jobs,
+        executor=args.executor,
+        slurm_options=slurm_options,
+        base_overrides=overrides + _out_dir_override(args.out_dir),
+        quiet=args.quiet,
+    )
+    if args.csv:
+        atomic_write_text(args.csv, table.to_csv(index=False))
+    print(table.to_string(index=False))
+    return 0 if (table["status"] == "finished").all() else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``moduli`` command."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress output")
+    common.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+
+    parser = argparse.ArgumentParser(
+        prog="moduli",
+        description="Geometric sparsification of recurrent neural networks: train, evaluate, sweep.",
+        epilog=_EXAMPLES_MAIN,
+        formatter_class=formatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sweep}")
+
+    train = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train one run (resumes an unfinished one)",
+        description="Train one run. YAML files merge in order (later wins), then key=value overrides.",
+        epilog=_EXAMPLES_TRAIN,
+        formatter_class=formatter,
+    )
+    train.add_argument("items", nargs="+", metavar="CONFIG|KEY=VALUE", help="config files and overrides")
+    train.add_argument("--out-dir", metavar="DIR", help="parent directory of run directories (out_dir)")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        help="evaluate a trained run",
+        description="Evaluate the model stored in a run directory and print the results as JSON.",
+        epilog=_EXAMPLES_EVALUATE,
+        formatter_class=formatter,
+    )
+    evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a directory made by 'moduli train'")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    sweep = sub.add_parser(
+        "sweep",
+        parents=[common],
+        help="run a grid of configs x seeds",
+        description=(
+            "Run every combination of the --grid values for every seed. All cells are validated "
+            "first; finished runs are reused, unfinished ones resume. Prints one row per cell."
+        ),
+        epilog=_EXAMPLES_SWEEP,
+        formatter_class=formatter,
+    )
+    sweep.add_argument("items", nargs="+", metavar="CONFIG|KEY=VALUE", help="config files and overrides")
+    sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="a swept key and its values (repeatable)")
+    sweep.add_argument("--seeds", default="0", metavar="S1,S2", help="seeds (train.seed), e.g. 0,1,2 or 0-4 (default 0)")
+    sweep.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel local processes (default 1)")
+    sweep.add_argument("--executor", choices=("local", "slurm"), default="local", help="where runs execute")
+    sweep.add_argument("--slurm", action="append", metavar="KEY=VALUE", help="submitit/SLURM parameter (repeatable)")
+    sweep.add_argument("--out-dir", metavar="DIR", help="parent directory of run directories (out_dir)")
+    sweep.add_argument("--csv", metavar="PATH", help="also write the table of results as CSV")
+    sweep.set_defaults(func=_cmd_sweep)
+    return parser
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    tasks_errors = sys.modules.get("moduli.tasks.errors")
+    if tasks_errors is not None and isinstance(getattr(tasks_errors, "DataError", None), type):
+        errors.register_user_error(tasks_errors.DataError)
+    return isinstance(exc, (errors.ModuliError, FileNotFoundError) + errors.USER_ERRORS)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    try:
+        return args.func(args)
+    except Exception as exc:
+        if args.debug or not _is_user_error(exc):
+            raise
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
