@@ -46,15 +46,14 @@ def suggest(word: str, candidates: Iterable[str]) -> str:
 
 
 def _range_text(name: str, meta: dict[str, Any]) -> str:
-    lower = f"{meta['ge']} <= " if meta.get("ge") is not None else f"{meta['gt']} < " if meta.get("gt") is not None else ""
-    upper = f" <= {meta['le']}" if meta.get("le") is not None else f" < {meta['lt']}" if meta.get("lt") is not None else ""
+    """The allowed range as text, e.g. ``0 <= target < 1`` or ``strength >= 0``."""
+    lower = ("<=", meta["ge"]) if meta.get("ge") is not None else ("<", meta["gt"]) if meta.get("gt") is not None else None
+    upper = ("<=", meta["le"]) if meta.get("le") is not None else ("<", meta["lt"]) if meta.get("lt") is not None else None
     if lower and upper:
-        return f"{lower}{name}{upper}"
-    if lower:  # one-sided: write "name >= 0" rather than "0 <= name"
-        op = ">=" if meta.get("ge") is not None else ">"
-        bound = meta["ge"] if meta.get("ge") is not None else meta["gt"]
-        return f"{name} {op} {bound}"
-    return f"{name}{upper}"
+        return f"{lower[1]} {lower[0]} {name} {upper[0]} {upper[1]}"
+    if lower:
+        return f"{name} {'>=' if lower[0] == '<=' else '>'} {lower[1]}"
+    return f"{name} {upper[0]} {upper[1]}" if upper else name
 
 
 def _in_range(value: float, meta: dict[str, Any]) -> bool:
