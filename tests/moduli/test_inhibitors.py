@@ -75,6 +75,22 @@ def test_dog_peak_offset_shape(dtype):
     assert np.allclose(y.double().numpy(), np.maximum(ref, 0), atol=1e-4 if dtype == torch.float32 else 1e-10)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"amplitude": 1000.0},
+        {"sigma_wide": 2.0, "sigma_narrow": 1.0},
+        {"amplitude": 7.3, "sigma_wide": 11.0, "sigma_narrow": 0.1},
+    ],
+)
+def test_dog_peak_never_negative_in_float32(kwargs):
+    """Near the peak, float32 rounding of offset - DoG would dip below 0; f must not."""
+    f = DoG(**kwargs)
+    d = torch.linspace(0.99 * f.peak_distance, 1.01 * f.peak_distance, 200_001)
+    assert float(f(d).min()) >= 0.0
+
+
 def test_dog_numeric_offset_blog_form():
     f = DoG(offset=100.0)
     d = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
