@@ -15,6 +15,7 @@ import numbers
 from .abstract import Module
 from .atom import Conv2D, Embed, Linear
 from .bond import (
+    Abs,
     AvgPool,
     Enumerate,
     Flatten,
@@ -25,7 +26,6 @@ from .bond import (
     MergeHeads,
     ReLU,
     RMSDivide,
-    Abs,
     ScaledGELU,
     SplitIntoHeads,
 )
