@@ -97,8 +97,11 @@ class Linear(Atom):
 
     Modula's convention: W is semi-orthogonal at init and the factor sqrt(out/in) sits in the forward
     pass, so the RMS->RMS operator norm of the layer is the spectral norm of W. Mass 1, sensitivity 1.
-    ``normalize`` uses warm-started power iteration (``power_steps`` per call, state in
-    ``buffers["u"]``); ``dualize`` uses Newton–Schulz orthogonalisation (``schedule``).
+    ``normalize`` uses warm-started power iteration (``power_steps`` per call, ten on a cold start,
+    state in ``buffers["u"]``), so the update's spectral norm is ``target_norm`` up to the estimate's
+    error (it never undershoots). ``dualize`` returns ``target_norm * newton_schulz(G)`` (the factor
+    sqrt(out/in) is already in the forward pass); its singular values are ``target_norm`` times the
+    ranges measured in ``linalg.NS_COEFFICIENTS``.
     """
 
     def __init__(
