@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import load_run_config
 from ..errors import CheckpointError
 from ..run_dir import RunDir
 
 
-def evaluate_run(path: str | Path) -> dict[str, Any]:
+def evaluate_run(run: RunDir | str | Path) -> dict[str, Any]:
     """Load the run's config and last checkpoint, rebuild the model, and evaluate it (valid, and test for language)."""
     from .loop import Trainer
 
-    run_dir = RunDir.open(path)
-    cfg = load_run_config(run_dir.config_path)
+    run_dir = run if isinstance(run, RunDir) else RunDir.open(run)
+    cfg = run_dir.config
     trainer = Trainer(cfg, run_dir, quiet=True)
     state = run_dir.load_checkpoint(map_location=trainer.device)
     if state is None:

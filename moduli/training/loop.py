@@ -155,7 +155,7 @@ class Trainer:
         }
 
     def _resume(self) -> None:
-        state = self.run_dir.load_checkpoint(map_location=self.device)
+        state = self.run_dir.resume(map_location=self.device)  # also drops metrics logged after it
         if state is None:
             return
         epoch = state["epoch"]
@@ -177,7 +177,6 @@ class Trainer:
         self.mask_generator.set_state(state["mask_generator"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.start_epoch, self.history = state["step"], epoch + 1, state["history"]
-        self.run_dir.truncate_metrics(after_step=self.step)
 
     # ------------------------------------------------------------------ the run
     def run(self) -> dict[str, Any]:
@@ -257,13 +256,11 @@ def run_config(cfg: RunConfig, quiet: bool = False) -> dict[str, Any]:
     """Train (or resume, or just read back) the run of ``cfg``; returns its summary."""
     run_dir = RunDir.create(cfg)
     if run_dir.is_finished:
-        return run_dir.read_summary()
-    run_dir.set_status("running")
+        return run_dir.summary()
     try:
         summary = Trainer(cfg, run_dir, quiet).run()
-    except BaseException as error:
-        run_dir.set_status("failed", reason=f"{type(error).__name__}: {error}")
+    except Exception as error:
+        run_dir.mark_failed(error)
         raise
     run_dir.write_summary(summary)
-    run_dir.set_status("finished")
     return summary
