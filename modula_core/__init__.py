@@ -24,7 +24,8 @@ from .bond import (
     SplitIntoHeads,
     Tanh,
 )
-from .compound import GPT, MLP, Attention, ResCNN, ResMLP, residual
+from .compound import GPT, MLP, Attention, ElmanRNN, ResCNN, ResMLP, residual
+from .dense import Dense
 from .vector import Vector
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "Bond",
     "CompositeModule",
     "Conv2D",
+    "Dense",
+    "ElmanRNN",
     "Embed",
     "Enumerate",
     "Flatten",

@@ -14,6 +14,7 @@ import numbers
 
 from .abstract import Module
 from .atom import Conv2D, Embed, Linear
+from .recurrent import ElmanRNN  # weight-tied recurrence: the project's single Elman RNN
 from .bond import (
     Abs,
     AvgPool,
@@ -138,4 +139,4 @@ def GPT(
     return final @ blocks @ initial
 
 
-__all__ = ["Attention", "GPT", "MLP", "ResCNN", "ResMLP", "residual"]
+__all__ = ["Attention", "ElmanRNN", "GPT", "MLP", "ResCNN", "ResMLP", "residual"]
