@@ -9,6 +9,7 @@ that gradients reach the neuron positions.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -68,8 +69,12 @@ class ModuliRegularizer(nn.Module):
             raise ValueError(f"num_neurons must be a positive int (the layer's hidden size), got {num_neurons!r}")
         if exponent not in (1, 2) or isinstance(exponent, bool):
             raise ValueError(f"exponent must be 1 or 2, got {exponent!r}")
-        if not isinstance(strength, numbers.Real) or not strength >= 0:
-            raise ValueError(f"strength must be a real number >= 0, got {strength!r}")
+        if (
+            isinstance(strength, bool)
+            or not isinstance(strength, numbers.Real)
+            or not (math.isfinite(strength) and strength >= 0)
+        ):
+            raise ValueError(f"strength must be a finite real number >= 0, got {strength!r}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.manifold = manifold
@@ -171,6 +176,8 @@ class ModuliRegularizer(nn.Module):
                 f"the regulariser was built for {n} neurons and needs an ({n}, {n}) weight matrix, "
                 f"got {tuple(getattr(weight, 'shape', ()))}; build it with num_neurons equal to the hidden size"
             )
+        if not weight.is_floating_point():
+            raise TypeError(f"the weight matrix must have a floating dtype, got {weight.dtype}; convert with .float()")
         magnitude = weight.abs() if self.exponent == 1 else weight.square()
         coefficients = self.coefficients().to(dtype=weight.dtype)
         # A dot product of the flattened matrices: no N x N product temporary.

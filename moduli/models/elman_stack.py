@@ -62,7 +62,7 @@ class ElmanStack(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
-        if not 0.0 <= dropout < 1.0:
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.nonlinearity, self.bias, self.dropout = nonlinearity, bool(bias), float(dropout)
@@ -81,6 +81,11 @@ class ElmanStack(nn.Module):
         )
         if self.regularizers is not None:
             for layer, reg in enumerate(self.regularizers):
+                if not isinstance(reg, ModuliRegularizer):
+                    raise TypeError(
+                        f"the regularizer factory must return a ModuliRegularizer, got {type(reg).__name__} "
+                        f"for layer {layer}"
+                    )
                 if reg.num_neurons != hidden_size:
                     raise ValueError(
                         f"regulariser of layer {layer} was built for {reg.num_neurons} neurons but the layer has "
@@ -108,6 +113,12 @@ class ElmanStack(nn.Module):
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """x (T, B, input_size), h0 (num_layers, B, N) or None -> (output (T, B, N), h_n (num_layers, B, N))."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"input must be a tensor of shape (T, B, {self.input_size}), got {type(x).__name__}")
+        if h0 is not None and not isinstance(h0, Tensor):
+            raise TypeError(
+                f"h0 must be a tensor of shape ({self.num_layers}, B, {self.hidden_size}) or None, got {type(h0).__name__}"
+            )
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ValueError(f"input must have shape (T, B, {self.input_size}), got {tuple(x.shape)}")
         if h0 is not None and h0.shape != (self.num_layers, x.shape[1], self.hidden_size):
