@@ -92,7 +92,40 @@ def _spectral_normalize_(w: Tensor, buffers: dict[str, Tensor], steps: int, targ
     w.mul_(scale.to(w.dtype).unsqueeze(-1).unsqueeze(-1))
 
 
-class Linear(Atom):
+class _SpectralAtom(Atom):
+    """Shared rules of atoms made of (a stack of) matrices measured in spectral norm (Linear, Conv2D taps).
+
+    Subclasses set ``power_steps`` and ``schedule``; the weight is ``(..., out, in)``.
+    """
+
+    power_steps: int  # power-iteration steps per normalize
+    schedule: str  # Newton–Schulz schedule used by dualize
+
+    @torch.no_grad()
+    def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
+        target_norm = _check_target(target_norm)
+        _check_vector(w, 1, f"{type(self).__name__}.normalize")
+        if self.mass == 0 or target_norm == 0:
+            w[0].zero_()
+            return
+        _spectral_normalize_(w[0], self.buffers, self.power_steps, target_norm)
+
+    @torch.no_grad()
+    def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:
+        target_norm = _check_target(target_norm)
+        _check_vector(g, 1, f"{type(self).__name__}.dualize")
+        if self.mass == 0:
+            return g.zeros_like()
+        return Vector([target_norm * newton_schulz(g[0], schedule=self.schedule)])
+
+    @torch.no_grad()
+    def norm(self, w: Vector) -> float:
+        """The spectral norm (the largest over the stack of matrices)."""
+        _check_vector(w, 1, f"{type(self).__name__}.norm")
+        return float(torch.linalg.matrix_norm(w[0].double(), ord=2).max())
+
+
+class Linear(_SpectralAtom):
     """``y = sqrt(out/in) * x @ W^T`` with W of shape (out, in); x (..., in) -> y (..., out).
 
     Modula's convention: W is semi-orthogonal at init and the factor sqrt(out/in) sits in the forward
@@ -127,27 +160,6 @@ class Linear(Atom):
         weight = weight.to(device=device, dtype=dtype or torch.get_default_dtype())
         return Vector([weight.requires_grad_(True)])
 
-    @torch.no_grad()
-    def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
-        target_norm = _check_target(target_norm)
-        _check_vector(w, 1, "Linear.normalize")
-        if self.mass == 0 or target_norm == 0:
-            w[0].zero_()
-            return
-        _spectral_normalize_(w[0], self.buffers, self.power_steps, target_norm)
-
-    @torch.no_grad()
-    def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:
-        target_norm = _check_target(target_norm)
-        _check_vector(g, 1, "Linear.dualize")
-        if self.mass == 0:
-            return g.zeros_like()
-        return Vector([target_norm * newton_schulz(g[0], schedule=self.schedule)])
-
-    @torch.no_grad()
-    def norm(self, w: Vector) -> float:
-        _check_vector(w, 1, "Linear.norm")
-        return float(torch.linalg.matrix_norm(w[0].double(), ord=2))
 
     def __repr__(self) -> str:
         return f"Linear({self.out_features}, {self.in_features}, mass={self.mass:g})"
@@ -211,7 +223,7 @@ class Embed(Atom):
         return f"Embed({self.d_embed}, {self.vocab_size}, mass={self.mass:g})"
 
 
-class Conv2D(Atom):
+class Conv2D(_SpectralAtom):
     """2-D convolution ``Conv2D(out, in, kernel_size)``: (N, in, H, W) -> (N, out, H', W').
 
     Weight of shape (k, k, out, in): one (out, in) matrix per spatial tap. The forward pass is
@@ -257,27 +269,6 @@ class Conv2D(Atom):
         weight = orthogonal((k, k, self.out_channels, self.in_channels), generator=generator, device=_sample_device(generator, device))
         return Vector([weight.to(device=device, dtype=dtype or torch.get_default_dtype()).requires_grad_(True)])
 
-    @torch.no_grad()
-    def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
-        target_norm = _check_target(target_norm)
-        _check_vector(w, 1, "Conv2D.normalize")
-        if self.mass == 0 or target_norm == 0:
-            w[0].zero_()
-            return
-        _spectral_normalize_(w[0], self.buffers, self.power_steps, target_norm)
-
-    @torch.no_grad()
-    def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:
-        target_norm = _check_target(target_norm)
-        _check_vector(g, 1, "Conv2D.dualize")
-        if self.mass == 0:
-            return g.zeros_like()
-        return Vector([target_norm * newton_schulz(g[0], schedule=self.schedule)])
-
-    @torch.no_grad()
-    def norm(self, w: Vector) -> float:
-        _check_vector(w, 1, "Conv2D.norm")
-        return float(torch.linalg.matrix_norm(w[0].double(), ord=2).max())
 
     def __repr__(self) -> str:
         return f"Conv2D({self.out_channels}, {self.in_channels}, kernel_size={self.kernel_size}, mass={self.mass:g})"
