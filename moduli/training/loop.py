@@ -123,7 +123,7 @@ class Trainer:
         total = loss.float() + penalty
         if not torch.isfinite(total):
             raise DivergenceError(
-                f"the loss became {float(total)} at step {self.step}; the learning rate "
+                f"the loss became {float(total.detach())} at step {self.step}; the learning rate "
                 f"(optim.lr = {cfg.optim.lr:g}) is probably too high, or the regulariser strength too large"
             )
         self.optimizer.zero_grad(set_to_none=True)
@@ -136,7 +136,7 @@ class Trainer:
         if self.embedding_optimizer is not None:
             self.embedding_optimizer.step()
         self.step += 1
-        return float(loss), float(penalty)
+        return float(loss.detach()), float(penalty.detach())
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, epoch: int) -> dict[str, Any]:
@@ -166,6 +166,12 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.embedding_optimizer is not None:
             self.embedding_optimizer.load_state_dict(state["embedding_optimizer"])
+            # RiemannianAdam inherits Adam.__setstate__, which turns its int "step" into a float32
+            # tensor on load; its bias corrections would then be computed in float32 instead of
+            # float64 and a resumed run would drift from an uninterrupted one.
+            for param_state in self.embedding_optimizer.state.values():
+                if torch.is_tensor(param_state.get("step")):
+                    param_state["step"] = int(param_state["step"].item())
         if self.lr_scheduler is not None:
             self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         if state["pruner"] is not None:
