@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config.schema import RunConfig
+from ..atomic import atomic_torch_save
 from ..errors import ModuliError
 from ..pruning import Pruner, lottery_reset, sparsity_report
 from ..run_dir import RunDir
@@ -224,10 +225,19 @@ class Trainer:
                                       "sparsity": self._global_sparsity()})
             bar.set_postfix({self.task.metric: f"{metrics[self.task.metric]:.4g}",
                              "sparsity": f"{self._global_sparsity():.2f}"})
+            self._snapshot_embeddings(epoch)
             if (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch == self.total_epochs - 1:
                 self.run_dir.save_checkpoint(self._state(epoch))
         bar.close()
         return self._summary(time.perf_counter() - started)
+
+    def _snapshot_embeddings(self, epoch: int) -> None:
+        """Learned neuron positions at the end of ``epoch``: ``embeddings/epoch_XXXX.pt`` ({layer: (N, c)})."""
+        regs = self.model.rnn.regularizers
+        if regs is None or not any(reg.learn_embedding for reg in regs):
+            return
+        points = {str(layer): reg.embedding.detach().cpu().clone() for layer, reg in enumerate(regs)}
+        atomic_torch_save(points, self.run_dir.path / "embeddings" / f"epoch_{epoch:04d}.pt")
 
     def _global_sparsity(self) -> float:
         return sparsity_report(self.pruned_weights, self.pruner.masks if self.pruner else None).sparsity
