@@ -2,8 +2,10 @@
 
 Arguments that contain ``=`` are config overrides (``key=value``); the others are YAML config
 files merged in order. User errors (bad configs, missing data or run directories, unusable
-checkpoints) print one line ``error: ...`` on stderr and exit with status 2; ``--debug`` shows
-the traceback instead. Configs are validated before anything is written.
+checkpoints) print one line ``error: ...`` on stderr and exit with status 2; a run that fails
+while it runs (``errors.RunFailedError``, e.g. a diverging loss) prints one line as well and
+exits with status 1; ``--debug`` shows the traceback instead. Configs are validated before
+anything is written.
 """
 
 from __future__ import annotations
@@ -222,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug or not _is_user_error(exc):
             raise
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, errors.RunFailedError) else 2
 
 
 if __name__ == "__main__":
