@@ -23,6 +23,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "atomic_torch_save",
+    "ensure_dir",
     "append_jsonl",
     "read_jsonl",
     "to_json_value",
@@ -32,6 +33,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 _PERMISSION_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
 _SPACE_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_NOT_A_DIRECTORY_ERRNOS = {errno.ENOTDIR, errno.EEXIST}  # mkdir where a file stands
 
 
 def _storage_error(path: Path, exc: OSError) -> OSError:
@@ -45,7 +47,22 @@ def _storage_error(path: Path, exc: OSError) -> OSError:
         return StorageError(
             f"cannot write {path}: no space left on the device; free disk space or choose another out_dir"
         )
+    if exc.errno in _NOT_A_DIRECTORY_ERRNOS:
+        return StorageError(
+            f"cannot create {path}: a file stands where a directory is needed on that path; "
+            "move the file or choose another out_dir"
+        )
     return exc
+
+
+def ensure_dir(path: PathLike) -> Path:
+    """Create the directory ``path`` (and its parents) if needed; StorageError naming the fix on failure."""
+    target = Path(path)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _storage_error(target, exc) from exc
+    return target
 
 
 def _fsync_dir(directory: Path) -> None:

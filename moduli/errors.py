@@ -2,7 +2,9 @@
 
 A *user error* is a mistake the user can fix (a bad config value, a missing data file, a
 corrupt checkpoint, a read-only output directory). The command line prints such errors as one
-line and exits with status 2 instead of showing a traceback. ``USER_ERRORS`` lists the classes
+line and exits with status 2 instead of showing a traceback. A *run failure*
+(:class:`RunFailedError`, e.g. a diverging loss) is a valid run that failed while it ran: one
+line as well, exit status 1. ``USER_ERRORS`` lists the classes
 treated that way; other packages may extend it with :func:`register_user_error`.
 """
 
@@ -16,6 +18,7 @@ __all__ = [
     "RunDirError",
     "StorageError",
     "DependencyError",
+    "RunFailedError",
     "USER_ERRORS",
     "register_user_error",
 ]
@@ -47,6 +50,10 @@ class StorageError(ModuliError, OSError):
 
 class DependencyError(ModuliError, ImportError):
     """An optional dependency needed by the requested feature is not installed."""
+
+
+class RunFailedError(ModuliError):
+    """A valid run failed while it ran (e.g. its loss diverged); the command line exits with 1."""
 
 
 # Exception classes the command line reports as one-line user errors (exit status 2).

@@ -26,7 +26,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .atomic import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
+from .atomic import (
+    append_jsonl,
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    ensure_dir,
+    read_jsonl,
+)
 from .config import RunConfig, config_hash, config_to_yaml, load_config, validate_config
 from .errors import CheckpointError, ConfigError, RunDirError
 
@@ -133,7 +140,7 @@ class RunDir:
                 )
         if run.is_finished:
             return run
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path)
         atomic_write_text(run.config_path, config_to_yaml(cfg))
         atomic_write_json(run.environment_path, environment_info(cfg.train.device))
         run.set_status("running")
@@ -292,7 +299,8 @@ class RunDir:
     def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any] | None:
         """The saved state, or None if there is no checkpoint.
 
-        Raises CheckpointError for a corrupt/truncated file or one written for another config.
+        Raises CheckpointError for a corrupt/truncated file, one written for another config, one
+        holding code (only tensors and plain data load), or one whose ``model`` weights are not finite.
         """
         path = self.checkpoint_path
         if not path.is_file():
@@ -316,7 +324,15 @@ class RunDir:
                 f"checkpoint {path} belongs to config {payload['config_hash']}, not to this run "
                 f"({self.config_hash}); delete it to restart the run"
             )
-        return payload["state"]
+        state = payload["state"]
+        model = state.get("model") if isinstance(state, dict) else None
+        for name, tensor in (model.items() if isinstance(model, dict) else ()):
+            if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise CheckpointError(
+                    f"checkpoint {path} holds NaN or infinite weights ({name}): it was damaged or edited; "
+                    "delete it to restart the run from the beginning"
+                )
+        return state
 
     def resume(self, map_location: Any = "cpu") -> dict[str, Any] | None:
         """Load the checkpoint and drop metrics logged after it (all of them if there is none).

@@ -147,7 +147,12 @@ def _check_no_resolver(key: str, value: Any, source: str) -> None:
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         where = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise config_error(f"config file {str(path)!r} {where}; pass the path of a YAML file (e.g. configs/adding.yaml)")
+        hint = ""
+        if not path.is_dir() and _KEY_RE.match(str(path)) and path.suffix not in (".yaml", ".yml"):
+            hint = f", or write an override as key=value (e.g. {path}=...)"  # a key whose '=' was forgotten
+        raise config_error(
+            f"config file {str(path)!r} {where}; pass the path of a YAML file (e.g. configs/adding.yaml){hint}"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -6,6 +6,7 @@ the start position; every Linear has no bias.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from .base import RecurrentModel
@@ -37,6 +38,9 @@ class PathIntegrationRNN(RecurrentModel):
         self.decoder = nn.Linear(hidden_size, num_place_cells, bias=False)  # hidden -> place-cell logits
 
     def forward(self, velocity: Tensor, start_activation: Tensor) -> Tensor:
+        for what, x in (("velocity", velocity), ("start_activation", start_activation)):
+            if isinstance(x, Tensor) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+                raise ValueError(f"{what} contains NaN or infinite values; every input must be finite")
         h0 = self.encoder(start_activation).unsqueeze(0)
         states, _ = self.rnn(velocity, h0)
         return self.decoder(states)

@@ -17,6 +17,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from .errors import DataError
 
 WIKITEXT2_URL: str = "https://wikitext.smerity.com/wikitext-2-v1.zip"
@@ -65,10 +66,12 @@ def _fetch(url: str, archive: Path, sha256: str | None, timeout: float) -> None:
                     f"by hand and put wiki.train.tokens / wiki.valid.tokens / wiki.test.tokens (or "
                     f"train.txt / valid.txt / test.txt) in {archive.parent}"
                 ) from err
+            out.flush()
+            os.fsync(out.fileno())
         actual = digest.hexdigest()
         if sha256 is None:
             print(f"WikiText-2 archive from {url}: sha256 {actual} (recorded in {archive}.sha256)")
-            (archive.parent / f"{archive.name}.sha256").write_text(f"{actual}  {archive.name}\n")
+            atomic_write_text(archive.parent / f"{archive.name}.sha256", f"{actual}  {archive.name}\n")
         elif actual != sha256:
             raise DataError(
                 f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}; the download was "
@@ -97,6 +100,8 @@ def _extract(archive: Path, out_dir: Path) -> None:
                 try:
                     with os.fdopen(fd, "wb") as out, zf.open(member) as src:
                         shutil.copyfileobj(src, out, _CHUNK)
+                        out.flush()
+                        os.fsync(out.fileno())
                     os.replace(tmp_name, target)
                 finally:
                     Path(tmp_name).unlink(missing_ok=True)

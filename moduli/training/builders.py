@@ -8,6 +8,7 @@ import geoopt
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from ..config.schema import OptimConfig, PruningConfig, RegularizerConfig
 from ..inhibitors import get_inhibitor
 from ..manifolds import get_manifold
@@ -135,5 +136,8 @@ def named_weights(model: nn.Module, names: list[str]) -> dict[str, nn.Parameter]
     params = dict(model.named_parameters())
     unknown = [n for n in names if n not in params]
     if unknown:
-        raise ValueError(f"pruning.parameters names {unknown} not in the model; available: {sorted(params)}")
+        raise ConfigError(
+            f"config error: pruning.parameters names {unknown} not in the model; list some of {sorted(params)} "
+            "or set pruning.parameters=null (the task's default)"
+        )
     return {n: params[n] for n in names}

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..config.schema import RunConfig
 from ..atomic import atomic_torch_save
-from ..errors import ModuliError
+from ..errors import RunFailedError
 from ..pruning import Pruner, lottery_reset, sparsity_report
 from ..run_dir import RunDir
 from .builders import (
@@ -37,8 +37,8 @@ from .tasks import build_task
 LOTTERY_SEED_OFFSET = 104_729  # the re-initialised model's fresh weights and embedding
 
 
-class DivergenceError(ModuliError):
-    """The loss became NaN or infinite."""
+class DivergenceError(RunFailedError):
+    """The loss or the weights became NaN or infinite (the command line exits with status 1)."""
 
 
 class Trainer:
@@ -215,6 +215,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{record['loss']:.4g}", sparsity=f"{record['sparsity']:.2f}", steps_s=f"{rate:.1f}")
                     window = []
                 bar.update(1)
+            self._check_finite_weights()  # before anything of this epoch is evaluated or saved
             self.model.eval()
             metrics = self.task.evaluate("valid")
             self.model.train()
@@ -230,6 +231,15 @@ class Trainer:
                 self.run_dir.save_checkpoint(self._state(epoch))
         bar.close()
         return self._summary(time.perf_counter() - started)
+
+    def _check_finite_weights(self) -> None:
+        """Raise DivergenceError if a weight became NaN or infinite (the last good checkpoint stays)."""
+        for name, tensor in self.model.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise DivergenceError(
+                    f"the weights ({name}) became NaN or infinite at step {self.step}; the learning rate "
+                    f"(optim.lr = {self.cfg.optim.lr:g}) is probably too high, or the regulariser strength too large"
+                )
 
     def _snapshot_embeddings(self, epoch: int) -> None:
         """Learned neuron positions at the end of ``epoch``: ``embeddings/epoch_XXXX.pt`` ({layer: (N, c)})."""
