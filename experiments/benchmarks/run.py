@@ -217,8 +217,15 @@ def _proc_status_kib(key: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {key}")
 
 
-def peak_memory(variant: str, device: torch.device, hidden: int, batch: int, steps: int, place_cells: int, threads: int) -> int:
+def peak_memory(
+    variant: str, device: torch.device, hidden: int, batch: int, steps: int, place_cells: int, threads: int,
+    fresh: bool = True,
+) -> int:
+    """Peak memory (bytes) of ``memory_probe``: in a fresh subprocess, or in this one (``fresh=False``,
+    the quick preset: saves an interpreter start per variant, at tiny sizes only)."""
     spec = f"{variant},{device},{hidden},{batch},{steps},{place_cells}"
+    if not fresh:
+        return int(memory_probe(spec)["peak_bytes"])
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--memory-probe", spec, "--threads", str(threads)],
         capture_output=True, text=True, check=True, cwd=ROOT,
@@ -268,8 +275,8 @@ class Bench:
             self.add(id="P1", what="train step, PathIntegrationRNN (ElmanStack, fused kernel) + AdamW",
                      baseline="torch.nn.RNN, same net", size=size, ratio=ratio, target="<= 1.05x",
                      note=f"{tv * 1e3:.1f} vs {tb * 1e3:.1f} ms")
-            mb = peak_memory("torch", self.device, n, b, t_len, place, self.threads)
-            mv = peak_memory("moduli", self.device, n, b, t_len, place, self.threads)
+            mb = peak_memory("torch", self.device, n, b, t_len, place, self.threads, fresh=not self.quick)
+            mv = peak_memory("moduli", self.device, n, b, t_len, place, self.threads, fresh=not self.quick)
             self.add(id="P1", what="peak memory of the train step (fresh process)", baseline="torch.nn.RNN",
                      size=size, ratio=mv / max(mb, 1), target="report",
                      note=f"{mv / 2**20:.1f} vs {mb / 2**20:.1f} MiB")
@@ -279,7 +286,7 @@ class Bench:
             size = f"N={n}, B={b}, T={t_len}, P={place}"
             torch.manual_seed(0)
             plain = training_step(navigation_model("moduli", place, n), self.device, b, t_len, place)
-            mem_plain = peak_memory("moduli", self.device, n, b, t_len, place, self.threads)
+            mem_plain = peak_memory("moduli", self.device, n, b, t_len, place, self.threads, fresh=not self.quick)
             for variant, target in (("fixed", "<= 1.03x"), ("learned", "<= 1.10x")):
                 torch.manual_seed(0)
                 step = training_step(navigation_model(variant, place, n), self.device, b, t_len, place)
@@ -288,7 +295,7 @@ class Bench:
                 self.add(id="P2", what=f"train step with {variant} torus DoG penalty{extra}",
                          baseline="same step, no penalty", size=size, ratio=ratio, target=target,
                          note=f"{tv * 1e3:.1f} vs {tb * 1e3:.1f} ms")
-                mem = peak_memory(variant, self.device, n, b, t_len, place, self.threads)
+                mem = peak_memory(variant, self.device, n, b, t_len, place, self.threads, fresh=not self.quick)
                 self.add(id="P2", what=f"peak memory, {variant} penalty (fresh process)",
                          baseline="no penalty", size=size, ratio=mem / max(mem_plain, 1), target="report",
                          note=f"{mem / 2**20:.1f} vs {mem_plain / 2**20:.1f} MiB")
