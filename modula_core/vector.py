@@ -7,6 +7,7 @@ fused ``torch._foreach_*`` kernels, so ``weights -= lr * grad`` is one launch pe
 from __future__ import annotations
 
 import numbers
+import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -242,7 +243,17 @@ class Vector:
         return self
 
     def save(self, path: str | Path) -> None:
-        torch.save(self.state_dict(), path)
+        """Write the state dict atomically (temporary file, flush, rename): a crash never leaves half a file."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save(self.state_dict(), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @staticmethod
     def load(path: str | Path, map_location=None) -> "Vector":
