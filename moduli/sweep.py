@@ -198,6 +198,7 @@ def run_sweep(
     *,
     base_overrides: Sequence[str] = (),
     quiet: bool = True,
+    batch_seeds: bool = True,
 ) -> pandas.DataFrame:
     """Run every cell of ``grid`` x ``seeds`` on top of ``config_paths``; one row per cell.
 
@@ -205,6 +206,9 @@ def run_sweep(
     ``status`` (finished/failed), ``error`` (one line or None), then the summary's keys.
     A failed cell does not stop the others. ``train_fn`` defaults to :func:`resolve_train_fn`;
     with ``jobs > 1`` or ``executor="slurm"`` it must be a picklable module-level function.
+    With ``batch_seeds`` (and the default train function, ``jobs=1``, local executor), unfinished
+    cells that differ only in their seed are trained together as one batched model
+    (:func:`moduli.training.batched.train_batched`; unsupported configs train one by one).
     """
     import pandas as pd
 
@@ -219,6 +223,7 @@ def run_sweep(
             configs.append(load_config(config_paths, cell, check_hardware=executor == "local"))
         except ConfigError as exc:
             raise ConfigError(f"{exc} [sweep cell: {' '.join(cell)}]") from exc
+    default_train_fn = train_fn is None
     if train_fn is None:
         train_fn = resolve_train_fn()
     if jobs > 1 or executor == "slurm":
@@ -273,7 +278,24 @@ def run_sweep(
                 except Exception as exc:
                     record(futures[future], None, exc)
     else:
-        for h, c in pending.items():
+        groups = [[h] for h in pending]
+        if batch_seeds and default_train_fn and len(pending) > 1:
+            batched = importlib.import_module("moduli.training.batched")
+            keys = list(pending)
+            groups = [[keys[i] for i in g] for g in batched.seed_groups([pending[h] for h in keys])]
+        for group in groups:
+            if len(group) > 1:
+                try:
+                    outcomes = batched.train_batched([pending[h] for h in group], quiet)
+                except Exception as exc:
+                    outcomes = [exc] * len(group)
+                for h, out in zip(group, outcomes):
+                    if isinstance(out, Exception):
+                        record(h, None, out)
+                    else:
+                        record(h, out, None)
+                continue
+            h, c = group[0], pending[group[0]]
             try:
                 record(h, train_or_reuse(c, quiet, train_fn), None)
             except Exception as exc:

@@ -1,0 +1,235 @@
+"""Seeds trained as one batched model against the same seeds trained one by one with run_config:
+summaries, metrics, checkpoints; the sweep's automatic batching; fallback; resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from moduli.config import RunConfig, load_config
+from moduli.run_dir import RunDir
+from moduli.sweep import run_sweep
+from moduli.training import Trainer, run_config
+from moduli.training import batched
+from moduli.training.batched import seed_groups, stacked_elman, train_batched, unsupported_reason
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMING = {"steps_per_s", "wall_time_s", "batched_runs"}
+# Observed on CPU: bit-identical. The tolerances leave room for BLAS builds whose kernels
+# round a slice of a stacked tensor differently from a standalone matrix.
+RTOL, ATOL = 1e-5, 1e-6
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(out: Path, task: str, seed: int, *overrides: str) -> RunConfig:
+    files = [ROOT / "configs" / f"{task}.yaml", ROOT / "configs" / "tiny.yaml"]
+    return load_config(files, [f"out_dir={out}", f"train.seed={seed}", *overrides])
+
+
+def records(cfg: RunConfig) -> list[dict]:
+    rows = RunDir(RunDir.path_for(cfg), cfg).read_metrics()
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def state(cfg: RunConfig) -> dict:
+    return torch.load(RunDir.path_for(cfg) / "checkpoints" / "last.pt", weights_only=True)["state"]
+
+
+def assert_same_run(a: RunConfig, b: RunConfig, summary_a: dict, summary_b: dict) -> None:
+    """Run ``a`` (batched) equals run ``b`` (unbatched) up to RTOL/ATOL."""
+    assert summary_a["value"] == pytest.approx(summary_b["value"], rel=RTOL)
+    assert summary_a["valid"] == pytest.approx(summary_b["valid"], rel=RTOL)
+    assert summary_a["per_matrix_sparsity"] == summary_b["per_matrix_sparsity"]
+    assert summary_a["sparsity"] == summary_b["sparsity"] and summary_a["steps"] == summary_b["steps"]
+    assert {k for k in summary_b if k not in TIMING} == {k for k in summary_a if k not in TIMING}
+    rows_a, rows_b = records(a), records(b)
+    assert [(r["step"], r["split"]) for r in rows_a] == [(r["step"], r["split"]) for r in rows_b]
+    for ra, rb in zip(rows_a, rows_b):
+        assert ra == pytest.approx(rb, rel=RTOL, abs=ATOL)
+    sa, sb = state(a), state(b)
+    assert sa["step"] == sb["step"] and sa["epoch"] == sb["epoch"] and sa["history"]["final"] == pytest.approx(sb["history"]["final"], rel=RTOL)
+    assert sa["model"].keys() == sb["model"].keys()
+    for name in sb["model"]:
+        torch.testing.assert_close(sa["model"][name], sb["model"][name], rtol=RTOL, atol=ATOL)
+    assert sa["optimizer"]["param_groups"] == sb["optimizer"]["param_groups"]
+    assert sa["optimizer"]["state"].keys() == sb["optimizer"]["state"].keys()
+    for index, slot in sb["optimizer"]["state"].items():
+        for key, value in slot.items():
+            torch.testing.assert_close(sa["optimizer"]["state"][index][key], value, rtol=RTOL, atol=ATOL)
+    assert torch.equal(sa["torch_rng"], sb["torch_rng"]) and torch.equal(sa["task"]["generator"], sb["task"]["generator"])
+    assert (sa["pruner"] is None) == (sb["pruner"] is None)
+    if sb["pruner"] is not None:
+        for name, mask in sb["pruner"]["masks"].items():
+            assert torch.equal(sa["pruner"]["masks"][name], mask)
+
+
+def max_weight_difference(pairs: list[tuple[RunConfig, RunConfig]]) -> float:
+    return max(
+        float((state(a)["model"][n] - state(b)["model"][n]).abs().max()) for a, b in pairs for n in state(b)["model"]
+    )
+
+
+# ------------------------------------------------------------------------------ equality
+@pytest.mark.parametrize(
+    "task, seeds, overrides",
+    [
+        ("adding", [0, 1, 2], []),  # Adam, grad clip 0.5 per run, torus DoG, magnitude pruning to 95%
+        ("navigation", [3, 4], ["pruning.method=random", "optim.grad_clip=1.0", "regularizer.kind=l1"]),
+    ],
+)
+def test_batched_runs_equal_the_runs_trained_one_by_one(tmp_path, task, seeds, overrides):
+    ours = [tiny(tmp_path / "batched", task, s, *overrides) for s in seeds]
+    theirs = [tiny(tmp_path / "single", task, s, *overrides) for s in seeds]
+    outcomes = train_batched(ours, quiet=True)
+    references = [run_config(cfg, quiet=True) for cfg in theirs]
+    for a, b, summary, reference in zip(ours, theirs, outcomes, references):
+        assert isinstance(summary, dict) and summary["batched_runs"] == len(seeds)
+        assert json.loads((RunDir.path_for(a) / "summary.json").read_text()) == summary
+        assert RunDir.open(RunDir.path_for(a)).status == "finished"
+        assert_same_run(a, b, summary, reference)
+    assert len({s["value"] for s in outcomes}) == len(seeds)  # the seeds really differ
+    assert max_weight_difference(list(zip(ours, theirs))) == 0.0  # bit-identical on CPU
+
+
+def test_stacked_elman_equals_torch_rnn_per_slice():
+    gen = torch.Generator().manual_seed(0)
+    k, steps, batch, inputs, hidden = 3, 7, 5, 4, 24
+    x = torch.randn(k, steps, batch, inputs, generator=gen)
+    h0 = torch.randn(k, batch, hidden, generator=gen)
+    for nonlinearity, bias in (("relu", True), ("tanh", False)):
+        rnns = [torch.nn.RNN(inputs, hidden, nonlinearity=nonlinearity, bias=bias) for _ in range(k)]
+        stack = lambda name: torch.stack([getattr(r, name).detach() for r in rnns])  # noqa: E731
+        got = stacked_elman(
+            x, h0, stack("weight_ih_l0"), stack("weight_hh_l0"),
+            stack("bias_ih_l0") if bias else None, stack("bias_hh_l0") if bias else None, nonlinearity,
+        )
+        for i, rnn in enumerate(rnns):
+            expected, _ = rnn(x[i], h0[i].unsqueeze(0))
+            torch.testing.assert_close(got[i], expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        stacked_elman(x, None, stack("weight_ih_l0"), stack("weight_hh_l0"), None, None, "gelu")
+
+
+# ------------------------------------------------------------------------------ the sweep
+def _count_calls(monkeypatch):
+    calls = {"batched": [], "trainer": 0}
+    original_batched, original_run = batched.train_batched, Trainer.run
+
+    def counting_batched(cfgs, quiet=False):
+        calls["batched"].append(len(cfgs))
+        return original_batched(cfgs, quiet)
+
+    def counting_run(self):
+        calls["trainer"] += 1
+        return original_run(self)
+
+    monkeypatch.setattr(batched, "train_batched", counting_batched)
+    monkeypatch.setattr(Trainer, "run", counting_run)
+    return calls
+
+
+def test_sweep_batches_a_seed_grid_automatically(tmp_path, monkeypatch):
+    calls = _count_calls(monkeypatch)
+    configs = [str(ROOT / "configs" / "adding.yaml"), str(ROOT / "configs" / "tiny.yaml")]
+    table = run_sweep(configs, {}, [0, 1, 2], base_overrides=[f"out_dir={tmp_path}"])
+    assert calls == {"batched": [3], "trainer": 0}
+    assert (table["status"] == "finished").all() and (table["batched_runs"] == 3).all()
+    assert table["run_dir"].nunique() == 3 and (table["steps"] == 10).all()
+    reference = run_config(tiny(tmp_path / "single", "adding", 1), quiet=True)
+    assert table.loc[table["train.seed"] == "1", "value"].item() == pytest.approx(reference["value"], rel=RTOL)
+    again = run_sweep(configs, {}, [0, 1, 2], base_overrides=[f"out_dir={tmp_path}"])  # all finished: reused
+    assert calls == {"batched": [3], "trainer": 1} and list(again["value"]) == list(table["value"])
+
+
+def test_unsupported_configs_fall_back_to_sequential_training(tmp_path, monkeypatch):
+    learned = ["regularizer.learn_embedding=true"]
+    cfgs = [tiny(tmp_path, "adding", s, *learned) for s in (0, 1)]
+    assert unsupported_reason(cfgs[0]) == "a learned embedding"
+    assert unsupported_reason(tiny(tmp_path, "adding", 0)) is None
+    assert seed_groups(cfgs) == [[0], [1]]
+    assert seed_groups([tiny(tmp_path, "adding", s) for s in (0, 1)] + cfgs) == [[0, 1], [2], [3]]
+    with pytest.raises(ValueError, match="learned embedding"):
+        train_batched(cfgs)
+    calls = _count_calls(monkeypatch)
+    configs = [str(ROOT / "configs" / "adding.yaml"), str(ROOT / "configs" / "tiny.yaml")]
+    table = run_sweep(configs, {}, [0, 1], base_overrides=[f"out_dir={tmp_path}", *learned])
+    assert calls == {"batched": [], "trainer": 2} and (table["status"] == "finished").all()
+    assert "batched_runs" not in table
+
+
+def test_bad_groups_are_refused_before_any_work(tmp_path):
+    with pytest.raises(TypeError, match="non-empty list"):
+        train_batched([])
+    with pytest.raises(ValueError, match="differ in more than"):
+        train_batched([tiny(tmp_path, "adding", 0), tiny(tmp_path, "adding", 1, "optim.lr=0.01")])
+    with pytest.raises(ValueError, match="same run"):
+        train_batched([tiny(tmp_path, "adding", 0), tiny(tmp_path, "adding", 0)])
+    assert not any(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------ resume
+class _Interrupt(KeyboardInterrupt):
+    pass
+
+
+def test_interrupted_group_resumes_batched_and_equals_uninterrupted_runs(tmp_path, monkeypatch):
+    seeds = [0, 1, 2]
+    ours = [tiny(tmp_path / "batched", "adding", s, "train.epochs=3") for s in seeds]
+    original_save = RunDir.save_checkpoint
+    saves = []
+
+    def save_then_interrupt(self, payload):
+        original_save(self, payload)
+        saves.append(self.path)
+        if len(saves) == len(seeds):  # every run holds its epoch-0 checkpoint
+            raise _Interrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(RunDir, "save_checkpoint", save_then_interrupt)
+        with pytest.raises(_Interrupt):
+            train_batched(ours, quiet=True)
+    assert not any(RunDir.path_for(c).joinpath("summary.json").exists() for c in ours)
+
+    starts = []
+    original_run = batched._BatchedGroup.run
+
+    def recording_run(self):
+        starts.append((self.start_epoch, self.k))
+        return original_run(self)
+
+    monkeypatch.setattr(batched._BatchedGroup, "run", recording_run)
+    outcomes = train_batched(ours, quiet=True)
+    assert starts == [(1, 3)]
+    for seed, cfg, summary in zip(seeds, ours, outcomes):
+        reference_cfg = tiny(tmp_path / "single", "adding", seed, "train.epochs=3")
+        assert_same_run(cfg, reference_cfg, summary, run_config(reference_cfg, quiet=True))
+
+
+def test_group_interrupted_at_different_epochs_resumes_one_by_one(tmp_path, monkeypatch):
+    cfgs = [tiny(tmp_path, "adding", s) for s in (0, 1)]
+    run_config(cfgs[0], quiet=True)  # finished: read back
+    original_save = RunDir.save_checkpoint
+
+    def interrupt(self, payload):
+        original_save(self, payload)
+        raise _Interrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(RunDir, "save_checkpoint", interrupt)
+        with pytest.raises(_Interrupt):
+            run_config(cfgs[1], quiet=True)  # stopped after epoch 0
+    cfgs.append(tiny(tmp_path, "adding", 2))  # not started
+    calls = _count_calls(monkeypatch)
+    outcomes = train_batched(cfgs, quiet=True)
+    assert calls["trainer"] == 2 and all(isinstance(o, dict) and "batched_runs" not in o for o in outcomes)
+    assert [r["step"] for r in records(cfgs[1]) if r["split"] == "train"] == list(range(1, 11))
