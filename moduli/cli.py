@@ -35,6 +35,12 @@ _EXAMPLES_SWEEP = """examples:
   moduli sweep configs/navigation.yaml --grid pruning.method=magnitude,random --seeds 0,1 \\
       --executor slurm --slurm timeout_min=600 --slurm slurm_partition=gpu --slurm gpus_per_node=1
 """
+_EXAMPLES_REPRODUCE = """examples:
+  moduli reproduce navigation --preset smoke
+  moduli reproduce adding --preset cpu --jobs 2
+  moduli reproduce navigation --preset paper --dry-run
+  moduli reproduce language --preset paper --executor slurm --slurm timeout_min=600 --slurm gpus_per_node=1
+"""
 _EXAMPLES_MAIN = """examples:
   moduli train configs/adding.yaml configs/tiny.yaml
   moduli evaluate runs/adding-0123456789ab
@@ -143,6 +149,28 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if (table["status"] == "finished").all() else 1
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    slurm_options: dict[str, Any] = {}
+    for text in args.slurm or []:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise errors.ConfigError(f"config error: --slurm {text!r} is not of the form key=value")
+        slurm_options[key] = int(value) if value.lstrip("-").isdigit() else value
+    if slurm_options and args.executor != "slurm":
+        raise errors.ConfigError("config error: --slurm options need --executor slurm")
+    result = reproduce(
+        args.table, args.preset, jobs=args.jobs, out_dir=args.out, runs_dir=args.runs_dir,
+        executor=args.executor, slurm_options=slurm_options, dry_run=args.dry_run, quiet=args.quiet,
+    )
+    if args.dry_run:
+        return 0
+    if not args.quiet:
+        print("\n".join(str(p) for p in result.files))
+    return 0 if result.failed == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``moduli`` command."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -156,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EXAMPLES_MAIN,
         formatter_class=formatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sweep}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sweep,reproduce}")
 
     train = sub.add_parser(
         "train",
@@ -201,6 +229,27 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out-dir", metavar="DIR", help="parent directory of run directories (out_dir)")
     sweep.add_argument("--csv", metavar="PATH", help="also write the table of results as CSV")
     sweep.set_defaults(func=_cmd_sweep)
+
+    repro = sub.add_parser(
+        "reproduce",
+        parents=[common],
+        help="reproduce a sparsity table of the paper (runs, tables, figures)",
+        description=(
+            "Train every row x column x seed of a table (finished runs are reused), then write "
+            "table.md, table.tex, table.csv and runs.csv. Presets: configs/reproduce/<table>/<preset>.yaml."
+        ),
+        epilog=_EXAMPLES_REPRODUCE,
+        formatter_class=formatter,
+    )
+    repro.add_argument("table", metavar="TABLE", help="navigation, language or adding")
+    repro.add_argument("--preset", required=True, metavar="PRESET", help="smoke, cpu, paper, or a preset .yaml file")
+    repro.add_argument("--jobs", type=int, default=None, metavar="N", help="parallel local processes (default: the preset's)")
+    repro.add_argument("--out", metavar="DIR", help="output directory (default experiments/results/TABLE/PRESET)")
+    repro.add_argument("--runs-dir", metavar="DIR", help="parent of the run directories (default runs/reproduce/TABLE/PRESET)")
+    repro.add_argument("--executor", choices=("local", "slurm"), default="local", help="where runs execute")
+    repro.add_argument("--slurm", action="append", metavar="KEY=VALUE", help="submitit/SLURM parameter (repeatable)")
+    repro.add_argument("--dry-run", action="store_true", help="validate and print the plan, run nothing")
+    repro.set_defaults(func=_cmd_reproduce)
     return parser
 
 

@@ -1,0 +1,265 @@
+"""``reproduce(table, preset)``: build every cell, validate, train what is missing, write the table.
+
+Steps: read the preset; build one RunConfig per (run set, column, seed) and validate them all
+(and, for the language table, check that its text files exist) before anything runs; train the
+unfinished cells through :func:`moduli.sweep.run_sweep` (one call per run set; finished runs are
+read back, unfinished ones resume); read every run directory; aggregate; write ``table.md``,
+``table.tex``, ``table.csv``, ``runs.csv``; draw the figures of :mod:`moduli.figures` if that
+package is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..atomic import atomic_write_text
+from ..errors import ConfigError, DataError
+from ..sweep import EXECUTORS, TrainFn, run_sweep
+from .aggregate import CELL_COLUMNS, RUN_COLUMNS, aggregate, collect_runs
+from .cells import Cell, SweepGroup, build_cells
+from .estimate import assumptions_text, estimate_gpu_hours
+from .presets import Preset, load_preset
+from .render import TableText, caption_text, render_latex, render_markdown, to_csv
+from .tables import TableSpec, build_columns, table_spec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+__all__ = ["ReproduceResult", "reproduce", "default_out_dir", "default_runs_dir", "OUTPUT_FILES"]
+
+OUTPUT_FILES: tuple[str, ...] = ("table.md", "table.tex", "table.csv", "runs.csv")
+
+
+@dataclass
+class ReproduceResult:
+    """What :func:`reproduce` did and produced."""
+
+    table: str  # table name
+    preset: str  # preset name
+    out_dir: Path  # where the tables went
+    runs_dir: Path  # parent of the run directories
+    cells: list[Cell]  # every run of the table (unique configs may repeat across rows)
+    to_train: int  # runs that were not finished before this call (0: nothing was trained)
+    gpu_hours: float  # the estimate printed before the runs (see moduli.reproduce.estimate)
+    runs: pandas.DataFrame | None = None  # one row per (row source, column, seed); None for a dry run
+    table_cells: pandas.DataFrame | None = None  # aggregated cells; None for a dry run
+    files: tuple[Path, ...] = ()  # files written (tables and figures)
+
+    @property
+    def failed(self) -> int:
+        """Number of failed runs (0 for a dry run)."""
+        return 0 if self.runs is None else int((self.runs["status"] == "failed").sum())
+
+
+def default_out_dir(table: str, preset: str) -> Path:
+    """``experiments/results/<table>/<preset>``."""
+    return Path("experiments") / "results" / table / preset
+
+
+def default_runs_dir(table: str, preset: str) -> Path:
+    """``runs/reproduce/<table>/<preset>``."""
+    return Path("runs") / "reproduce" / table / preset
+
+
+def _check_language_data(cells: list[Cell]) -> None:
+    """Raise DataError if a language cell's text files are missing (before any run starts)."""
+    from ..tasks.wikitext import find_split
+
+    seen = set()
+    for cell in cells:
+        lang = cell.config.language
+        key = (lang.data_dir, lang.offline_splits, lang.download)
+        if key in seen:
+            continue
+        seen.add(key)
+        needed = ("valid", "test") if lang.offline_splits else ("train", "valid", "test")
+        missing = [s for s in needed if find_split(Path(lang.data_dir), s) is None]
+        if missing and not (lang.download and not lang.offline_splits):
+            raise DataError(
+                f"language.data_dir = {lang.data_dir!r} has no {', '.join(missing)} split (relative paths are "
+                "relative to the current directory); put the WikiText-2 files there, set language.download=true, "
+                "or train offline on the valid split with language.offline_splits=true (see data/README.md)"
+            )
+
+
+def _unique_pending(cells: list[Cell]) -> dict[Path, Cell]:
+    return {c.run_dir: c for c in cells if not (c.run_dir / "summary.json").is_file()}
+
+
+def _run_groups(
+    groups: list[SweepGroup],
+    jobs: int,
+    executor: str,
+    train_fn: TrainFn | None,
+    slurm_options: Mapping[str, Any] | None,
+    quiet: bool,
+) -> None:
+    def one(g: SweepGroup) -> None:
+        run_sweep(
+            list(g.paths), g.grid, list(g.seeds), jobs=jobs, executor=executor, train_fn=train_fn,
+            slurm_options=slurm_options, base_overrides=list(g.base_overrides), quiet=quiet,
+        )
+
+    if executor == "slurm":  # every group's jobs are queued at once; each thread waits for its group
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            list(pool.map(one, groups))
+    else:
+        for g in groups:
+            one(g)
+
+
+def _write_tables(spec: TableSpec, preset: Preset, cells: list[Cell], out_dir: Path) -> tuple[Any, Any, list[Path]]:
+    columns = build_columns(preset.sparsities, preset.dense)
+    runs = collect_runs(spec, cells, columns)
+    table = aggregate(spec, runs, columns)
+    text = TableText(spec, preset, columns, caption_text(spec, preset, cells[0].config, runs))
+    prefix = {"table": spec.name, "preset": preset.name}
+    contents = {
+        "table.md": render_markdown(text, table),
+        "table.tex": render_latex(text, table),
+        "table.csv": to_csv(table, prefix, CELL_COLUMNS),
+        "runs.csv": to_csv(runs, prefix, RUN_COLUMNS),
+    }
+    written = []
+    for name in OUTPUT_FILES:
+        atomic_write_text(out_dir / name, contents[name])
+        written.append(out_dir / name)
+    return runs, table, written
+
+
+def _warn(message: str) -> None:
+    print("warning: " + " ".join(message.split()), file=sys.stderr)
+
+
+def _first_finished(runs: Any, row: str, column: str) -> str | None:
+    hits = runs[(runs["row"] == row) & (runs["column"] == column) & (runs["status"] == "finished")]
+    return None if hits.empty else str(hits.iloc[0]["run_dir"])
+
+
+def _curve_frame(spec: TableSpec, runs: Any) -> Any:
+    """Runs for error-vs-sparsity curves: x = target sparsity; the dense runs start every method's curve.
+
+    Lottery runs (one sparsity only) are left out. Columns: row, method, sparsity, seed, value.
+    """
+    import pandas as pd
+
+    lottery = {rs.key for rs in spec.run_sets if rs.lottery}
+    geometric = {rs.key for rs in spec.run_sets if rs.geometric}
+    frame = runs[~runs["run_set"].isin(lottery)]
+    pruned = frame[frame["method"] != "none"].assign(sparsity=lambda f: f["target"])
+    dense = frame[frame["method"] == "none"]
+    starts = [
+        dense[dense["run_set"].isin(geometric)] if method == "moduli" else dense
+        for method in pruned["method"].unique()
+    ]
+    starts = [d.assign(method=m, sparsity=0.0) for d, m in zip(starts, pruned["method"].unique())]
+    out = pd.concat([*starts, pruned], ignore_index=True)
+    return out.loc[:, ["row", "method", "sparsity", "seed", "value"]]
+
+
+def _draw_figures(spec: TableSpec, preset: Preset, runs: Any, out_dir: Path, quiet: bool) -> list[Path]:
+    """The figures of :mod:`moduli.figures` for this table, if that package is installed."""
+    if importlib.util.find_spec("moduli.figures") is None:
+        if not quiet:
+            _warn("figures skipped: the package moduli.figures is not installed")
+        return []
+    import moduli.figures as figures
+
+    fig_dir = out_dir / "figures"
+    first = f"{preset.sparsities[0]:g}"
+    calls: list[tuple[str, tuple[Any, ...]]] = [
+        ("error_vs_sparsity", (_curve_frame(spec, runs), fig_dir, spec.metric)),
+        ("inhibitor_profiles", (fig_dir,)),
+    ]
+    moduli_run = _first_finished(runs, "torus_dog", f"magnitude@{first}")
+    random_run = _first_finished(runs, "torus_dog", f"random@{first}")
+    if moduli_run and random_run:
+        calls.append(("figure_1c", (moduli_run, random_run, fig_dir)))
+    for rs in spec.run_sets:
+        run = _first_finished(runs, rs.key, f"magnitude@{first}") if rs.learned else None
+        if run:
+            calls.append(("embedding_snapshots", (run, fig_dir / rs.key)))
+            calls.append(("persistence_diagram", (run, fig_dir / rs.key)))
+    written: list[Path] = []
+    for name, args in calls:
+        fn = getattr(figures, name, None)
+        if not callable(fn):
+            _warn(f"figure {name} skipped: moduli.figures does not define it")
+            continue
+        try:
+            result = fn(*args)
+        except ImportError as exc:  # an optional dependency of one figure (e.g. ripser)
+            _warn(f"figure {name} skipped: {exc}")
+            continue
+        except Exception as exc:  # a figure must not cost the tables; the failure is reported
+            _warn(f"figure {name} failed: {type(exc).__name__}: {exc}")
+            continue
+        if isinstance(result, (list, tuple)):
+            written.extend(Path(p) for p in result)
+        elif isinstance(result, (str, Path)):
+            written.append(Path(result))
+    return written
+
+
+def reproduce(
+    table: str,
+    preset: str,
+    *,
+    jobs: int | None = None,
+    out_dir: str | Path | None = None,
+    runs_dir: str | Path | None = None,
+    executor: str = "local",
+    slurm_options: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+    quiet: bool = False,
+    figures: bool = True,
+    train_fn: TrainFn | None = None,
+) -> ReproduceResult:
+    """Reproduce ``table`` (navigation, language, adding) at ``preset`` (smoke, cpu, paper or a YAML path).
+
+    Prints the plan (runs, how many are finished, estimated GPU hours) to stderr before any
+    run (always for the paper preset, else unless ``quiet``). ``dry_run`` stops after the plan.
+    Outputs go to ``out_dir`` (default ``experiments/results/<table>/<preset>``), runs to
+    ``runs_dir`` (default ``runs/reproduce/<table>/<preset>``). Raises ConfigError/DataError
+    (one line) for a bad preset or config before anything runs.
+    """
+    spec = table_spec(table)
+    if executor not in EXECUTORS:
+        raise ConfigError(f"config error: executor = {executor!r} is not an allowed choice; allowed: {', '.join(EXECUTORS)}")
+    chosen = load_preset(table, preset)
+    if jobs is None:
+        jobs = chosen.jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"config error: jobs = {jobs!r} is out of range; allowed: an integer >= 1")
+    out = Path(out_dir) if out_dir is not None else default_out_dir(table, chosen.name)
+    runs_root = Path(runs_dir) if runs_dir is not None else default_runs_dir(table, chosen.name)
+
+    groups, cells = build_cells(spec, chosen, runs_root, check_hardware=executor == "local")
+    if spec.task == "language":
+        _check_language_data(cells)
+    unique = {c.run_dir: c for c in cells}
+    pending = _unique_pending(cells)
+    hours = estimate_gpu_hours([c.config for c in unique.values()])
+    if not quiet or chosen.name == "paper":
+        print(
+            f"{table} / preset {chosen.name}: {len(unique)} runs ({len(chosen.seeds)} seeds), "
+            f"{len(unique) - len(pending)} finished, {len(pending)} to train; "
+            f"estimated {hours:.3g} GPU hours for all runs ({assumptions_text()})",
+            file=sys.stderr,
+        )
+    result = ReproduceResult(table, chosen.name, out, runs_root, cells, len(pending), hours)
+    if dry_run:
+        return result
+    if pending:
+        todo = sorted({c.group for c in pending.values()})  # sweep groups with unfinished runs
+        _run_groups([groups[i] for i in todo], jobs, executor, train_fn, slurm_options, quiet)
+    runs, table_cells, written = _write_tables(spec, chosen, cells, out)
+    if figures:
+        written.extend(_draw_figures(spec, chosen, runs, out, quiet))
+    result.runs, result.table_cells, result.files = runs, table_cells, tuple(written)
+    return result
