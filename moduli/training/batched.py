@@ -13,8 +13,12 @@ its summary also records ``batched_runs`` (K), and ``wall_time_s`` is the group'
 
 On CPU the results are bit-identical to training each run with ``run_config`` (batched matrix
 products fall back to one ``mm`` per slice, and every reduction of a run is computed as in the
-unbatched code); on CUDA, cuBLAS batched products and cuDNN's fused RNN may differ in the last
-bits.
+unbatched code), except for products of fewer than 400 multiply-adds per slice, which torch
+computes with a naive kernel (last-bit differences); on CUDA, cuBLAS batched products and cuDNN's
+fused RNN may differ in the last bits. Evaluation runs per run, unbatched. Speed: on a CPU the
+stacked weights no longer fit in cache as one run's do, so the gain comes from fewer operator
+calls and is large only when those dominate (small N or batch); see
+experiments/benchmarks/batched_seeds.py.
 
 Supported: the ``adding`` and ``navigation`` tasks; regulariser ``none``/``moduli``/``l1``/
 ``mean_matched_l1`` with a fixed embedding (``permute`` included); pruning ``none``/``magnitude``/

@@ -233,3 +233,23 @@ def test_group_interrupted_at_different_epochs_resumes_one_by_one(tmp_path, monk
     outcomes = train_batched(cfgs, quiet=True)
     assert calls["trainer"] == 2 and all(isinstance(o, dict) and "batched_runs" not in o for o in outcomes)
     assert [r["step"] for r in records(cfgs[1]) if r["split"] == "train"] == list(range(1, 11))
+
+
+def test_a_diverging_run_fails_alone_and_the_others_are_unaffected(tmp_path, monkeypatch):
+    ours = [tiny(tmp_path / "batched", "adding", s) for s in (0, 1, 2)]
+    original_losses = batched._BatchedGroup._losses
+
+    def run_one_diverges_at_step_3(self):
+        losses = original_losses(self)
+        if self.step == 3:
+            losses = torch.where(torch.arange(self.k) == 1, torch.tensor(float("inf")), losses)
+        return losses
+
+    monkeypatch.setattr(batched._BatchedGroup, "_losses", run_one_diverges_at_step_3)
+    outcomes = train_batched(ours, quiet=True)
+    assert isinstance(outcomes[1], batched.DivergenceError) and "at step 3" in str(outcomes[1])
+    assert RunDir.open(RunDir.path_for(ours[1])).status == "failed"
+    assert [r["step"] for r in records(ours[1])] == [1, 2, 3]  # logged until it diverged
+    for i in (0, 2):
+        reference_cfg = tiny(tmp_path / "single", "adding", i)
+        assert_same_run(ours[i], reference_cfg, outcomes[i], run_config(reference_cfg, quiet=True))
