@@ -14,6 +14,7 @@ summary); it owns the run directory (``RunDir.create(cfg)``) and writes ``summar
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import importlib
 import itertools
 import json
@@ -61,6 +62,13 @@ def format_override_value(value: Any) -> str:
     if isinstance(value, str):
         return value
     raise TypeError(f"grid values must be numbers, strings, booleans, None or lists, got {type(value).__name__}")
+
+
+def _limit_threads(threads: int) -> None:
+    """Process-pool initializer: use ``threads`` intra-op threads in this worker."""
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def expand_grid(
@@ -270,7 +278,13 @@ def run_sweep(
                 record(h, None, exc)
     elif jobs > 1 and len(pending) > 1:
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=context) as pool:
+        workers = min(jobs, len(pending))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        # Each worker gets its share of the cores: oversubscribed BLAS/OpenMP threads spin against
+        # each other and can make parallel runs many times slower than sequential ones.
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)
+        ) as pool:
             futures = {pool.submit(train_or_reuse, c, quiet, train_fn): h for h, c in pending.items()}
             for future in concurrent.futures.as_completed(futures):
                 try:
