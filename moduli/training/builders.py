@@ -121,6 +121,8 @@ def compute_masks(
         masks = dict(reference)
         for name, coefficient in coefficients.items():
             matrix_sparsity = 1.0 - reference[name].float().mean().item()
+            if not reference[name].any():
+                continue  # magnitude pruning removed the whole matrix: nothing is left to choose
             masks.update(
                 moduli_masks(
                     {name: coefficient}, matrix_sparsity, weights={name: weights[name]},

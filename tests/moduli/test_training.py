@@ -370,3 +370,17 @@ def test_finished_run_is_read_back_without_training(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "run", no_training)
     again = run_config(tiny(tmp_path, "adding", "train.epochs=1", "train.log_every=3"), quiet=True)
     assert again == json.loads(json.dumps(first))
+
+
+def test_moduli_masks_when_magnitude_pruning_removes_a_whole_recurrent_matrix():
+    """Global magnitude pruning can take W_hh to 100% (a strongly penalised W_hh is the smallest
+    matrix); moduli pruning must then keep it fully pruned instead of failing."""
+    from moduli.config import load_config as _load
+    from moduli.training.builders import compute_masks
+
+    cfg = _load(["configs/navigation.yaml", "configs/tiny.yaml"], ["pruning.method=moduli"]).pruning
+    weights = {"big": torch.ones(4, 8), "rnn.weight_hh_l0": torch.full((4, 4), 1e-3)}
+    coefficients = {"rnn.weight_hh_l0": torch.rand(4, 4, generator=torch.Generator().manual_seed(0))}
+    masks = compute_masks(cfg, weights, 16 / 48, None, coefficients, torch.Generator().manual_seed(0))
+    assert not masks["rnn.weight_hh_l0"].any()
+    assert int((~masks["big"]).sum()) == 0
