@@ -79,12 +79,22 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once at import: os.umask can only be read by setting it
+
+
 def _atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
     target = Path(path)
     tmp_name: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are ordinary files
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()

@@ -250,3 +250,14 @@ def test_finished_run_is_not_touched_on_create(tmp_path):
     again = RunDir.create(make_cfg(tmp_path))
     assert again.is_finished and again.status == "finished"
     assert again.environment_path.read_text() == env_before
+
+
+def test_atomic_writes_make_ordinary_files_with_the_umask_permissions(tmp_path):
+    """Results are shared files: not the 0600 mode of a private temporary file."""
+    import os
+    import stat
+
+    from moduli.atomic import _UMASK, atomic_write_text
+
+    path = atomic_write_text(tmp_path / "table.md", "x")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~_UMASK
