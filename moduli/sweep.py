@@ -231,9 +231,10 @@ def run_sweep(
             configs.append(load_config(config_paths, cell, check_hardware=executor == "local"))
         except ConfigError as exc:
             raise ConfigError(f"{exc} [sweep cell: {' '.join(cell)}]") from exc
-    default_train_fn = train_fn is None
     if train_fn is None:
         train_fn = resolve_train_fn()
+    # Seeds are batched only for the project's own trainer (its batched twin reproduces it exactly).
+    default_train_fn = getattr(train_fn, "__module__", None) == "moduli.training.loop"
     if jobs > 1 or executor == "slurm":
         try:
             pickle.dumps(train_fn)
