@@ -25,7 +25,9 @@ ADDING = str(ROOT / "configs" / "adding.yaml")
 TINY = str(ROOT / "configs" / "tiny.yaml")
 SWEEP_ARGS = [ADDING, TINY, "--grid", "pruning.target=0.5,0.8", "--seeds", "0,1", "--quiet"]
 RUNS, LINES_PER_RUN = 4, 12  # tiny.yaml: 2 epochs x 5 steps, log_every=1 -> 10 train + 2 valid records
-TIMING_FIELDS = {"wall_time_s", "steps_per_s"}
+# How a run was executed, not what it computed: timings, and how many seeds were trained together
+# (a sweep restarted after a kill may train a group one by one instead of batched).
+TIMING_FIELDS = {"wall_time_s", "steps_per_s", "batched_runs"}
 # Modules that are not part of the toolkit's run outputs (they write tables and figures of their own).
 EXCLUDED_PACKAGES = ("reproduce", "figures")
 
