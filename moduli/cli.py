@@ -125,14 +125,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if key in grid:
             raise errors.ConfigError(f"config error: --grid {key} is given twice; list all its values once")
         grid[key] = values
-    slurm_options: dict[str, Any] = {}
-    for text in args.slurm or []:
-        key, sep, value = text.partition("=")
-        if not sep or not key:
-            raise errors.ConfigError(f"config error: --slurm {text!r} is not of the form key=value")
-        slurm_options[key] = int(value) if value.lstrip("-").isdigit() else value
-    if slurm_options and args.executor != "slurm":
-        raise errors.ConfigError("config error: --slurm options need --executor slurm")
+    slurm_options = _slurm_options(args)
     table = run_sweep(
         paths,
         grid,
@@ -149,17 +142,23 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if (table["status"] == "finished").all() else 1
 
 
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
-
-    slurm_options: dict[str, Any] = {}
+def _slurm_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--slurm key=value`` pairs as submitit options (integers parsed); only with ``--executor slurm``."""
+    options: dict[str, Any] = {}
     for text in args.slurm or []:
         key, sep, value = text.partition("=")
         if not sep or not key:
             raise errors.ConfigError(f"config error: --slurm {text!r} is not of the form key=value")
-        slurm_options[key] = int(value) if value.lstrip("-").isdigit() else value
-    if slurm_options and args.executor != "slurm":
+        options[key] = int(value) if value.lstrip("-").isdigit() else value
+    if options and args.executor != "slurm":
         raise errors.ConfigError("config error: --slurm options need --executor slurm")
+    return options
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    slurm_options = _slurm_options(args)
     result = reproduce(
         args.table, args.preset, jobs=args.jobs, out_dir=args.out, runs_dir=args.runs_dir,
         executor=args.executor, slurm_options=slurm_options, dry_run=args.dry_run, quiet=args.quiet,
