@@ -23,12 +23,7 @@ TIMING = {"steps_per_s", "wall_time_s", "batched_runs"}
 RTOL, ATOL = 1e-5, 1e-6
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(out: Path, task: str, seed: int, *overrides: str) -> RunConfig:

@@ -32,12 +32,7 @@ TIMING_FIELDS = {"wall_time_s", "steps_per_s", "batched_runs"}
 EXCLUDED_PACKAGES = ("reproduce", "figures")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------ static check

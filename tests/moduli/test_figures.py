@@ -39,12 +39,7 @@ from moduli.training import run_config
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train_tiny(out_dir: Path, task: str, *overrides: str, files: tuple[str, ...] = ()) -> RunDir:

@@ -41,12 +41,7 @@ TIMING_FIELDS = {"wall_time_s", "steps_per_s", "start_time", "command_line"}
 DIVERGING = ["optim.name=sgd", "optim.lr=1e30", "pruning.method=none", "regularizer.kind=none"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_main(capsys, argv):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from moduli.run_dir import RunDir
 from moduli.sweep import run_sweep
@@ -19,12 +18,7 @@ SEEDS = [0, 1]
 EPOCHS, STEPS = 2, 5  # tiny.yaml: 5 steps per epoch, a checkpoint after every epoch
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Interrupt(KeyboardInterrupt):

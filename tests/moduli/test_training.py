@@ -29,12 +29,7 @@ LEARNS = {
 TIMING_FIELDS = {"steps_per_s", "wall_time_s"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(tmp_path: Path, task: str, *overrides: str, extra_files: tuple[str, ...] = ()) -> RunConfig:
