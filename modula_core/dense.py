@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .abstract import Atom, _check_target
-from .linalg import DEFAULT_NS, newton_schulz, orthogonal, power_iteration
+from .atom import _spectral_normalize_
+from .linalg import DEFAULT_NS, newton_schulz, orthogonal
 from .vector import Vector
 
 
@@ -55,9 +56,7 @@ class Dense(Atom):
     def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
         target_norm = _check_target(target_norm)
         shares = self._shares()
-        sigma, self.buffers["u"] = power_iteration(w[0].float(), self.buffers.get("u"), steps=self.power_steps)
-        target_w = shares[0] * target_norm * self.weight_scale
-        w[0].mul_(target_w / sigma if sigma > 0 else 0.0)
+        _spectral_normalize_(w[0], self.buffers, self.power_steps, shares[0] * target_norm * self.weight_scale)
         if self.bias:
             rms = w[1].norm() / math.sqrt(self.out_features)
             w[1].mul_(shares[1] * target_norm / rms if rms > 0 else 0.0)
