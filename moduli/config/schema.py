@@ -84,6 +84,9 @@ class LanguageConfig:
     bptt: int = _ranged(35, ge=1)  # truncated back-propagation length, tokens
     eval_batch_size: int = _ranged(10, ge=1)  # parallel token streams for evaluation
     download: bool = False  # True: download missing splits into data_dir
+    # null: every word of the loaded splits; an int: the most frequent words of the training
+    # split (<eos> and <unk> included), every other word becomes <unk>
+    max_vocab: Optional[int] = _ranged(None, ge=2)
 
 
 @dataclass

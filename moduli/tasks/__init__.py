@@ -9,9 +9,11 @@ from .wikitext import (
     Corpus,
     Dictionary,
     batchify,
+    cap_vocabulary,
     get_batch,
     load_offline_splits,
     load_wikitext2,
+    unk_rate,
 )
 from .wikitext_download import WIKITEXT2_SHA256, WIKITEXT2_URL, download_wikitext2
 
@@ -28,6 +30,7 @@ __all__ = [
     "WIKITEXT2_URL",
     "adding_loss",
     "batchify",
+    "cap_vocabulary",
     "decoding_error_cm",
     "download_wikitext2",
     "get_batch",
@@ -36,5 +39,6 @@ __all__ = [
     "navigation_loss",
     "next_token_accuracy",
     "perplexity",
+    "unk_rate",
     "wall_avoidance",
 ]

@@ -21,6 +21,7 @@ from .errors import DataError
 from .wikitext_download import WIKITEXT2_SHA256, WIKITEXT2_URL, download_wikitext2
 
 EOS = "<eos>"
+UNK = "<unk>"  # WikiText's own token for rare words; also what a capped vocabulary maps to
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
 
@@ -257,6 +258,54 @@ def load_offline_splits(
     )
     roles = f"trained on {sources['train']}, validated on {sources['valid']}, tested on {sources['test']}"
     return corpus, roles
+
+
+def cap_vocabulary(corpus: Corpus, max_size: int, count_split: str = "train") -> Corpus:
+    """A copy of ``corpus`` whose vocabulary is the ``max_size`` most frequent words.
+
+    Frequencies are counted on ``count_split`` only (the training text, so the test text does
+    not choose the vocabulary). ``<eos>`` and ``<unk>`` are always kept; every other word
+    outside the kept set becomes ``<unk>`` in every split. Ties are broken by first appearance,
+    so the result is deterministic. New indices: ``<eos>``, ``<unk>``, then by frequency.
+
+    Args:
+        corpus: the full corpus.
+        max_size: vocabulary size after capping (>= 2, counting ``<eos>`` and ``<unk>``).
+        count_split: the split whose word counts choose the vocabulary.
+    Returns:
+        a new corpus; ``corpus`` is left unchanged. ``sources`` gain a note of the cap.
+    """
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 2:
+        raise ValueError(f"max_size must be an int >= 2 (room for <eos> and <unk>), got {max_size!r}")
+    counts = torch.bincount(corpus[count_split], minlength=len(corpus.dictionary))
+    # Stable sort on descending counts: equal counts keep their order of first appearance.
+    order = torch.sort(-counts, stable=True).indices.tolist()
+    kept = [EOS, UNK]
+    for idx in order:
+        if len(kept) >= max_size or counts[idx] == 0:
+            break
+        word = corpus.dictionary.idx2word[idx]
+        if word not in (EOS, UNK):
+            kept.append(word)
+    capped = Corpus()
+    for word in kept:
+        capped.dictionary.add_word(word)
+    unk = capped.dictionary.word2idx[UNK]
+    remap = torch.full((len(corpus.dictionary),), unk, dtype=torch.long)
+    for word, new_idx in capped.dictionary.word2idx.items():
+        if word in corpus.dictionary:
+            remap[corpus.dictionary.word2idx[word]] = new_idx
+    for name, ids in corpus.splits.items():
+        capped.splits[name] = remap[ids]
+        capped.sources[name] = corpus.sources[name]
+    return capped
+
+
+def unk_rate(ids: torch.Tensor, dictionary: Dictionary) -> float:
+    """Fraction of the tokens in ``ids`` (N,) that are ``<unk>`` (0 if the vocabulary has none)."""
+    if UNK not in dictionary or ids.numel() == 0:
+        return 0.0
+    return float((ids == dictionary.word2idx[UNK]).float().mean())
 
 
 def batchify(data: torch.Tensor, batch_size: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ from ..tasks import (
     TrajectoryGenerator,
     adding_loss,
     batchify,
+    cap_vocabulary,
     decoding_error_cm,
     get_batch,
     load_offline_splits,
@@ -30,6 +31,7 @@ from ..tasks import (
     navigation_loss,
     next_token_accuracy,
     perplexity,
+    unk_rate,
 )
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation batches come from their own stream, never from training's
@@ -146,6 +148,13 @@ class LanguageTask(Task):
         else:
             corpus = load_wikitext2(lang.data_dir, download=lang.download)
             self.data_description = f"trained on {lang.data_dir}/train, validated on valid, tested on test"
+        if lang.max_vocab is not None:
+            corpus = cap_vocabulary(corpus, lang.max_vocab)
+            self.data_description += (
+                f"; vocabulary capped at the {len(corpus.dictionary)} most frequent training words "
+                f"(others are <unk>: {unk_rate(corpus.train, corpus.dictionary):.1%} of training and "
+                f"{unk_rate(corpus.test, corpus.dictionary):.1%} of test tokens)"
+            )
         self.bptt, self.device = lang.bptt, device
         self.train_data = batchify(corpus.train, cfg.train.batch_size).to(device)
         self.eval_data = {

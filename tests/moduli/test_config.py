@@ -150,6 +150,8 @@ BAD_VALUES = [
     ({"pruning": {"target": 1.2}}, "pruning.target = 1.2 is out of range; allowed: 0 <= target < 1"),
     ({"pruning": {"target": 1.0}}, "pruning.target = 1.0 is out of range"),
     ({"pruning": {"target": -0.1}}, "pruning.target = -0.1 is out of range"),
+    ({"language": {"max_vocab": 1}}, "language.max_vocab = 1 is out of range; allowed: max_vocab >= 2"),
+    ({"language": {"max_vocab": "5k"}}, "language.max_vocab"),
     ({"regularizer": {"strength": -1}}, "regularizer.strength = -1.0 is out of range; allowed: strength >= 0"),
     ({"regularizer": {"manifold": "tours"}}, "regularizer.manifold = 'tours' is not an allowed choice"),
     ({"regularizer": {"inhibitor": "mexican_hat"}}, "regularizer.inhibitor = 'mexican_hat'"),

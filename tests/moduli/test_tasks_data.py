@@ -20,7 +20,9 @@ from moduli.tasks import (
     PlaceCells,
     TrajectoryGenerator,
     adding_loss,
+    Corpus,
     batchify,
+    cap_vocabulary,
     decoding_error_cm,
     download_wikitext2,
     get_batch,
@@ -29,6 +31,7 @@ from moduli.tasks import (
     navigation_loss,
     next_token_accuracy,
     perplexity,
+    unk_rate,
     wall_avoidance,
 )
 from moduli.tasks.wikitext_download import ARCHIVE_NAME
@@ -339,6 +342,43 @@ def test_offline_splits_roles(tmp_path: Path) -> None:
         load_offline_splits(TINY, train_from="test", test_from="test")
     with pytest.raises(DataError, match="train.txt"):
         load_offline_splits(tmp_path, train_from="train")
+
+
+def test_cap_vocabulary_keeps_most_frequent_training_words() -> None:
+    corpus = Corpus.from_lines(
+        {"train": ["b a b c", "a b <unk> d"], "test": ["a e b", "c d"]},
+    )
+    capped = cap_vocabulary(corpus, 4)
+    # train counts: b 3, a 2, <eos> 2, c 1, <unk> 1, d 1 -> keep <eos>, <unk>, b, a (c, d tie-broken away)
+    assert capped.dictionary.idx2word == ["<eos>", "<unk>", "b", "a"]
+    words = capped.dictionary.idx2word
+    assert [words[i] for i in capped.train.tolist()] == "b a b <unk> <eos> a b <unk> <unk> <eos>".split()
+    assert [words[i] for i in capped.test.tolist()] == "a <unk> b <eos> <unk> <unk> <eos>".split()
+    assert unk_rate(capped.test, capped.dictionary) == pytest.approx(3 / 7)
+    assert len(corpus.dictionary) == 7 and corpus.test.numel() == 7  # the original is untouched
+    # Ties break by first appearance: c (first seen before d) is kept at size 5.
+    assert cap_vocabulary(corpus, 5).dictionary.idx2word[-1] == "c"
+    # A cap above the vocabulary keeps every training word; words only in test become <unk>.
+    full = cap_vocabulary(corpus, 100)
+    assert set(full.dictionary.idx2word) == {"<eos>", "<unk>", "a", "b", "c", "d"}
+    assert unk_rate(full.test, full.dictionary) == pytest.approx(1 / 7)  # "e"
+    with pytest.raises(ValueError, match="max_size"):
+        cap_vocabulary(corpus, 1)
+
+
+def test_cap_vocabulary_on_tiny_corpus_matches_counter() -> None:
+    from collections import Counter
+
+    corpus = load_wikitext2(TINY)
+    capped = cap_vocabulary(corpus, 50)
+    counts = Counter(direct_tokens(TINY / "train.txt"))
+    kept = set(capped.dictionary.idx2word) - {"<eos>", "<unk>"}
+    threshold = min(counts[w] for w in kept)
+    assert len(capped.dictionary) == 50
+    assert all(counts[w] <= threshold for w in counts if w not in kept and w not in ("<eos>", "<unk>"))
+    words = capped.dictionary.idx2word
+    expected = [w if w in kept or w == "<eos>" else "<unk>" for w in direct_tokens(TINY / "valid.txt")]
+    assert [words[i] for i in capped.valid.tolist()] == expected
 
 
 def test_lm_metrics_known_values() -> None:

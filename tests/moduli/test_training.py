@@ -81,6 +81,16 @@ def test_tiny_run_learns_and_writes_its_run_directory(tmp_path, task):
     assert run.status == "finished"
 
 
+def test_language_vocabulary_cap_sizes_the_model_and_is_reported(tmp_path):
+    cfg = tiny(tmp_path, "language", "train.epochs=1", "train.steps_per_epoch=3", "language.max_vocab=40")
+    summary = run_config(cfg, quiet=True)
+    state = checkpoint(cfg)
+    assert state["model"]["decoder.weight"].shape[0] == 40
+    assert state["model"]["embedding.weight"].shape[0] == 40
+    assert "vocabulary capped at the 40 most frequent training words" in summary["data"]
+    assert math.isfinite(summary["test"]["perplexity"])
+
+
 def run_dir_model_names(cfg: RunConfig) -> list[str]:
     return list(Trainer(cfg, RunDir(RunDir.path_for(cfg), cfg), quiet=True).model.prunable_names())
 
