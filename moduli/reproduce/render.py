@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..config import RunConfig
+from ..training.tasks import navigation_baselines
 from .presets import Preset
 from .statistics import ALPHA, DDOF, TEST_NAME
 from .tables import Column, TableSpec
@@ -53,13 +54,21 @@ def scale_text(cfg: RunConfig) -> str:
     return ", ".join(parts)
 
 
+# pruning.scope -> (what the target sparsity is, what magnitude pruning does)
+_SCOPE_TEXT: dict[str, tuple[str, str]] = {
+    "global": ("global sparsity", "global magnitude pruning: one threshold over all pruned matrices"),
+    "layerwise": ("sparsity of every pruned matrix", "layerwise magnitude pruning: each matrix pruned to the target"),
+}
+
+
 def caption_text(spec: TableSpec, preset: Preset, cfg: RunConfig, runs: pandas.DataFrame) -> str:
     """The caption: metric, preset and scale, columns, statistics, failures, data and notes."""
     seeds = ", ".join(str(s) for s in preset.seeds)
     parts = [
         f"{spec.name.capitalize()}: {spec.metric}, mean (sample standard deviation, ddof={DDOF}) over seeds {seeds}; lower is better.",
         f"Preset {preset.name}" + (f" ({preset.description})" if preset.description else "") + f": {scale_text(cfg)}.",
-        "Columns: target global sparsity and pruning method: magnitude (global magnitude pruning), random "
+        f"Columns: target {_SCOPE_TEXT[cfg.pruning.scope][0]} and pruning method: magnitude "
+        f"({_SCOPE_TEXT[cfg.pruning.scope][1]}), random "
         "(random masks with exactly the per-matrix sparsity of magnitude pruning), moduli (distance-based masks "
         "on the recurrent matrices; n/a without a geometric regulariser)"
         + ("; dense: no pruning" if preset.dense else "")
@@ -75,6 +84,14 @@ def caption_text(spec: TableSpec, preset: Preset, cfg: RunConfig, runs: pandas.D
         if (pruned["split"] == "valid").any():
             parts.append("The lottery 'pruned model' row reports validation perplexity (its run evaluates the "
                          "pruned model on the validation split only).")
+    if spec.task == "navigation":
+        refs = [navigation_baselines(cfg, seed) for seed in preset.seeds]
+        mean = {k: sum(r[k] for r in refs) / len(refs) for k in refs[0]}
+        parts.append(
+            f"References on the same evaluation trajectories (mean over the seeds): decoding the start position "
+            f"at every step, without path integration, {mean['start']:.1f} cm; always the box centre "
+            f"{mean['centre']:.1f} cm; decoding the true place-cell activations {mean['true']:.1f} cm."
+        )
     if spec.note:
         parts.append(spec.note)
     return " ".join(parts)

@@ -108,6 +108,32 @@ class NavigationTask(Task):
         return {"loss": sum(losses) / len(losses), "error_cm": sum(errors) / len(errors)}
 
 
+@torch.no_grad()
+def navigation_baselines(cfg: RunConfig, seed: int = 0, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Decoding errors (cm) of three references on a run's evaluation trajectories.
+
+    The same trajectories :meth:`NavigationTask.evaluate` draws for ``train.seed = seed``:
+    ``start`` decodes the start position at every step (no path integration), ``centre``
+    always answers the box centre, and ``true`` decodes the true place-cell activations
+    (the floor the place-cell code allows).
+    """
+    nav = cfg.navigation
+    device = torch.device(device)
+    trajectories = TrajectoryGenerator(box_size=nav.box_size, seq_len=nav.seq_len)
+    place_cells = PlaceCells(
+        nav.num_place_cells, nav.place_cell_sigma, nav.surround_scale, nav.box_size, seed=nav.place_cell_seed
+    ).to(device)
+    generator = _generator(device, seed + EVAL_SEED_OFFSET)
+    sums = {"start": 0.0, "centre": 0.0, "true": 0.0}
+    for _ in range(nav.eval_batches):
+        traj = trajectories.sample(nav.eval_batch_size, generator=generator, device=device)
+        still = place_cells.activation(traj.start).expand_as(place_cells.activation(traj.position))
+        sums["start"] += decoding_error_cm(still, traj.position, place_cells)
+        sums["centre"] += float(traj.position.norm(dim=-1).mean()) * 100.0
+        sums["true"] += decoding_error_cm(place_cells.activation(traj.position), traj.position, place_cells)
+    return {k: v / nav.eval_batches for k, v in sums.items()}
+
+
 class AddingTask(Task):
     """Adding problem: MSE, reported beside the constant-predictor baseline 1/6."""
 

@@ -163,6 +163,19 @@ def test_latex_escaping_of_labels_and_captions():
     assert _latex_escape("90% x_y a^b † p < 0.05") == r"90\% x\_y a\^{}b $^{\dagger}$ p $<$ 0.05"
 
 
+@pytest.mark.parametrize("scope, phrase", [("global", "target global sparsity"),
+                                           ("layerwise", "target sparsity of every pruned matrix")])
+def test_caption_states_the_pruning_scope(scope, phrase):
+    from moduli.reproduce.render import caption_text
+
+    preset = load_preset("navigation", "smoke")
+    cfg = load_config(list(preset.configs), list(preset.overrides) + [f"pruning.scope={scope}"])
+    caption = caption_text(table_spec("navigation"), preset, cfg, pd.DataFrame())
+    assert phrase in caption and f"{scope} magnitude pruning" in caption
+    other = "layerwise" if scope == "global" else "global"
+    assert f"{other} magnitude pruning" not in caption
+
+
 # ---------------------------------------------------------------- aggregation on synthetic runs
 def _fake_summary(task: str, value: float, pruned: float | None) -> dict:
     summary = {"task": task, "metric": "error_cm", "value": value, "valid": {"error_cm": value},

@@ -91,6 +91,32 @@ def test_language_vocabulary_cap_sizes_the_model_and_is_reported(tmp_path):
     assert math.isfinite(summary["test"]["perplexity"])
 
 
+def test_navigation_baselines_match_the_evaluation_stream(tmp_path):
+    # 256 cells: with tiny.yaml's 32, far positions give tied top activations (an arbitrary top-3).
+    cfg = tiny(tmp_path, "navigation", "train.seed=3", "navigation.num_place_cells=256")
+    task = training_tasks.NavigationTask(cfg, torch.device("cpu"), 3, None)
+
+    class StartPredictor(torch.nn.Module):  # answers the start position at every step
+        def forward(self, velocity, start_activation):
+            return start_activation.log().expand(velocity.shape[0], -1, -1)
+
+    task.model = StartPredictor()
+    refs = training_tasks.navigation_baselines(cfg, seed=3)
+    assert refs["start"] == pytest.approx(task.evaluate()["error_cm"], rel=1e-6)
+    # Independent draw of the same evaluation trajectories for the centre and true-code references.
+    gen = torch.Generator().manual_seed(3 + training_tasks.EVAL_SEED_OFFSET)
+    centre, true = [], []
+    for _ in range(cfg.navigation.eval_batches):
+        traj = task.trajectories.sample(cfg.navigation.eval_batch_size, generator=gen)
+        centre.append(float(torch.linalg.vector_norm(traj.position, dim=-1).mean()) * 100)
+        top = task.place_cells.activation(traj.position).topk(3, dim=-1).indices
+        decoded = task.place_cells.centres[top].mean(dim=-2)
+        true.append(float((decoded - traj.position).norm(dim=-1).mean()) * 100)
+    assert refs["centre"] == pytest.approx(sum(centre) / len(centre), rel=1e-6)
+    assert refs["true"] == pytest.approx(sum(true) / len(true), rel=1e-6)
+    assert refs["true"] < refs["start"] < refs["centre"]
+
+
 def run_dir_model_names(cfg: RunConfig) -> list[str]:
     return list(Trainer(cfg, RunDir(RunDir.path_for(cfg), cfg), quiet=True).model.prunable_names())
 
