@@ -197,7 +197,10 @@ class Trainer:
         )
         for epoch in range(self.start_epoch, self.total_epochs):
             if cfg.pruning.lottery and epoch == self.epochs:
-                self.history["pruned"] = self.history["final"]
+                self.history["pruned"] = dict(self.history["final"])
+                if cfg.task == "language":  # the table reports test perplexity, so the pruned model gets one too
+                    self.model.eval()
+                    self.history["pruned"]["test"] = self.task.evaluate("test")
                 self._start_lottery_phase()
             self._prune(epoch)
             self.task.start_epoch()

@@ -190,6 +190,18 @@ def test_lottery_runs_both_phases_and_reports_the_pruned_model(tmp_path):
     assert list(valid["sparsity"])[1:] == [summary["sparsity"]] * 3  # the mask stays during retraining
 
 
+def test_language_lottery_reports_the_pruned_models_test_perplexity(tmp_path):
+    cfg = tiny(tmp_path, "language", "train.epochs=2", "train.steps_per_epoch=3", "pruning.lottery=true",
+               "pruning.target=0.5", "optim.lr=5.0")
+    summary = run_config(cfg, quiet=True)
+    pruned = summary["pruned_model"]
+    assert math.isfinite(pruned["test"]["perplexity"]) and math.isfinite(summary["test"]["perplexity"])
+    assert pruned["test"]["perplexity"] != summary["test"]["perplexity"]  # before and after re-initialisation
+    from moduli.reproduce.aggregate import metric_value
+
+    assert metric_value(summary, "language", "pruned") == (pruned["test"]["perplexity"], "test")
+
+
 # ---------------------------------------------------------------------------------- regularisers
 @pytest.mark.parametrize(
     "recipe, overrides",
