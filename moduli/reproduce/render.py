@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..config import RunConfig
-from ..training.tasks import navigation_baselines
+from ..training.tasks import language_baselines, navigation_baselines
 from .presets import Preset
 from .statistics import ALPHA, DDOF, TEST_NAME
 from .tables import Column, TableSpec
@@ -80,6 +80,11 @@ def caption_text(spec: TableSpec, preset: Preset, cfg: RunConfig, runs: pandas.D
     if spec.task == "language":
         data = sorted({d for d in runs.loc[runs["status"] == "finished", "data"] if d})
         parts.append("Data: " + ("; ".join(data) if data else "no finished run") + ".")
+        refs = language_baselines(cfg)
+        parts.append(
+            f"References on the same test text: the add-one-smoothed unigram model of the training text "
+            f"{refs['unigram']:.1f}; uniform over the {refs['uniform']:.0f}-word vocabulary {refs['uniform']:.0f}."
+        )
         pruned = runs[(runs["reading"] == "pruned") & (runs["status"] == "finished")]
         if (pruned["split"] == "valid").any():
             parts.append("The lottery 'pruned model' row reports validation perplexity (its run evaluates the "

@@ -2,7 +2,7 @@
 
 from .adding import BASELINE_MSE, AddingProblem, adding_loss
 from .errors import DataError
-from .lm_metrics import next_token_accuracy, perplexity
+from .lm_metrics import next_token_accuracy, perplexity, unigram_perplexity
 from .place_cells import PlaceCells, decoding_error_cm, navigation_loss
 from .trajectories import TrajectoryGenerator, Trajectories, wall_avoidance
 from .wikitext import (
@@ -39,6 +39,7 @@ __all__ = [
     "navigation_loss",
     "next_token_accuracy",
     "perplexity",
+    "unigram_perplexity",
     "unk_rate",
     "wall_avoidance",
 ]

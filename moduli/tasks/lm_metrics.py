@@ -36,3 +36,19 @@ def next_token_accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
     if target.numel() == 0:
         raise ValueError("target is empty: accuracy is undefined")
     return float((logits.argmax(dim=-1) == target).float().mean())
+
+
+def unigram_perplexity(train: torch.Tensor, test: torch.Tensor, vocab_size: int) -> float:
+    """Perplexity on ``test`` (N,) of the add-one-smoothed unigram model of ``train`` (M,).
+
+    p(w) = (count_train(w) + 1) / (M + vocab_size): the reference a language model must beat
+    to have learned anything beyond word frequencies.
+    """
+    for name, ids in (("train", train), ("test", test)):
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.numel() == 0 or ids.is_floating_point():
+            raise ValueError(f"{name} must be a non-empty 1-D tensor of token ids")
+    if int(max(train.max(), test.max())) >= vocab_size:
+        raise ValueError(f"token ids must be < vocab_size = {vocab_size}")
+    counts = torch.bincount(train, minlength=vocab_size).double() + 1.0
+    log_p = counts.log() - math.log(float(counts.sum()))
+    return perplexity(float(-log_p[test].mean()))

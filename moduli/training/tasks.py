@@ -19,6 +19,7 @@ from ..models.elman_stack import RegularizerFactory
 from ..tasks import (
     BASELINE_MSE,
     AddingProblem,
+    Corpus,
     PlaceCells,
     TrajectoryGenerator,
     adding_loss,
@@ -31,6 +32,7 @@ from ..tasks import (
     navigation_loss,
     next_token_accuracy,
     perplexity,
+    unigram_perplexity,
     unk_rate,
 )
 
@@ -162,6 +164,33 @@ class AddingTask(Task):
         return {"loss": mse, "mse": mse, "baseline_mse": BASELINE_MSE}
 
 
+def language_corpus(cfg: RunConfig) -> tuple[Corpus, str]:
+    """The corpus a language run trains on (splits and vocabulary cap of ``cfg.language``), and a
+    sentence saying which text trained, validated and tested."""
+    lang = cfg.language
+    if lang.offline_splits:
+        corpus, description = load_offline_splits(lang.data_dir)
+    else:
+        corpus = load_wikitext2(lang.data_dir, download=lang.download)
+        description = f"trained on {lang.data_dir}/train, validated on valid, tested on test"
+    if lang.max_vocab is not None:
+        corpus = cap_vocabulary(corpus, lang.max_vocab)
+        description += (
+            f"; vocabulary capped at the {len(corpus.dictionary)} most frequent training words "
+            f"(others are <unk>: {unk_rate(corpus.train, corpus.dictionary):.1%} of training and "
+            f"{unk_rate(corpus.test, corpus.dictionary):.1%} of test tokens)"
+        )
+    return corpus, description
+
+
+def language_baselines(cfg: RunConfig) -> dict[str, float]:
+    """Test perplexities of two references on a language run's data: ``unigram`` (add-one-smoothed
+    word frequencies of the training split) and ``uniform`` (the vocabulary size)."""
+    corpus, _ = language_corpus(cfg)
+    vocab = len(corpus.dictionary)
+    return {"unigram": unigram_perplexity(corpus.train, corpus.test, vocab), "uniform": float(vocab)}
+
+
 class LanguageTask(Task):
     """Word-level WikiText-2: an epoch is a pass over the training tokens in BPTT windows."""
 
@@ -169,18 +198,7 @@ class LanguageTask(Task):
 
     def __init__(self, cfg: RunConfig, device: torch.device, seed: int, regularizer: RegularizerFactory | None) -> None:
         lang = cfg.language
-        if lang.offline_splits:
-            corpus, self.data_description = load_offline_splits(lang.data_dir)
-        else:
-            corpus = load_wikitext2(lang.data_dir, download=lang.download)
-            self.data_description = f"trained on {lang.data_dir}/train, validated on valid, tested on test"
-        if lang.max_vocab is not None:
-            corpus = cap_vocabulary(corpus, lang.max_vocab)
-            self.data_description += (
-                f"; vocabulary capped at the {len(corpus.dictionary)} most frequent training words "
-                f"(others are <unk>: {unk_rate(corpus.train, corpus.dictionary):.1%} of training and "
-                f"{unk_rate(corpus.test, corpus.dictionary):.1%} of test tokens)"
-            )
+        corpus, self.data_description = language_corpus(cfg)
         self.bptt, self.device = lang.bptt, device
         self.train_data = batchify(corpus.train, cfg.train.batch_size).to(device)
         self.eval_data = {

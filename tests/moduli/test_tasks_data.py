@@ -31,6 +31,7 @@ from moduli.tasks import (
     navigation_loss,
     next_token_accuracy,
     perplexity,
+    unigram_perplexity,
     unk_rate,
     wall_avoidance,
 )
@@ -379,6 +380,14 @@ def test_cap_vocabulary_on_tiny_corpus_matches_counter() -> None:
     words = capped.dictionary.idx2word
     expected = [w if w in kept or w == "<eos>" else "<unk>" for w in direct_tokens(TINY / "valid.txt")]
     assert [words[i] for i in capped.valid.tolist()] == expected
+
+
+def test_unigram_perplexity_known_value() -> None:
+    # counts + 1 = [3, 2, 1] over 6: p(0) = 1/2, p(1) = 1/3 -> perplexity sqrt(2 * 3)
+    assert unigram_perplexity(torch.tensor([0, 0, 1]), torch.tensor([0, 1]), 3) == pytest.approx(math.sqrt(6))
+    assert unigram_perplexity(torch.tensor([0]), torch.tensor([2]), 3) == pytest.approx(4.0)  # unseen: 1 / 4
+    with pytest.raises(ValueError, match="vocab_size"):
+        unigram_perplexity(torch.tensor([0]), torch.tensor([3]), 3)
 
 
 def test_lm_metrics_known_values() -> None:

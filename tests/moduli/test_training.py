@@ -117,6 +117,18 @@ def test_navigation_baselines_match_the_evaluation_stream(tmp_path):
     assert refs["true"] < refs["start"] < refs["centre"]
 
 
+def test_language_baselines_match_an_independent_count(tmp_path):
+    from collections import Counter
+
+    cfg = tiny(tmp_path, "language", "language.max_vocab=60")
+    refs = training_tasks.language_baselines(cfg)
+    corpus, _ = training_tasks.language_corpus(cfg)
+    counts = Counter(corpus.train.tolist())
+    total = corpus.train.numel() + 60
+    nll = -sum(math.log((counts[w] + 1) / total) for w in corpus.test.tolist()) / corpus.test.numel()
+    assert refs == {"unigram": pytest.approx(math.exp(nll), rel=1e-9), "uniform": 60.0}
+
+
 def run_dir_model_names(cfg: RunConfig) -> list[str]:
     return list(Trainer(cfg, RunDir(RunDir.path_for(cfg), cfg), quiet=True).model.prunable_names())
 
