@@ -95,7 +95,9 @@ def caption_text(spec: TableSpec, preset: Preset, cfg: RunConfig, runs: pandas.D
         parts.append(
             f"References on the same evaluation trajectories (mean over the seeds): decoding the start position "
             f"at every step, without path integration, {mean['start']:.1f} cm; always the box centre "
-            f"{mean['centre']:.1f} cm; decoding the true place-cell activations {mean['true']:.1f} cm."
+            f"{mean['centre']:.1f} cm; decoding the true place-cell activations {mean['true']:.1f} cm. "
+            f"Cross-entropy (nats per step): {mean['loss_uniform']:.3f} for a constant prediction, "
+            f"{mean['loss_floor']:.3f} at best (the targets' entropy)."
         )
     if spec.note:
         parts.append(spec.note)

@@ -117,7 +117,9 @@ def navigation_baselines(cfg: RunConfig, seed: int = 0, device: torch.device | s
     The same trajectories :meth:`NavigationTask.evaluate` draws for ``train.seed = seed``:
     ``start`` decodes the start position at every step (no path integration), ``centre``
     always answers the box centre, and ``true`` decodes the true place-cell activations
-    (the floor the place-cell code allows).
+    (the floor the place-cell code allows). Two cross-entropies (nats per step) bound the
+    training loss: ``loss_uniform`` = ln(place cells), what a constant prediction scores, and
+    ``loss_floor``, the mean entropy of the targets, which no model can go below.
     """
     nav = cfg.navigation
     device = torch.device(device)
@@ -126,14 +128,18 @@ def navigation_baselines(cfg: RunConfig, seed: int = 0, device: torch.device | s
         nav.num_place_cells, nav.place_cell_sigma, nav.surround_scale, nav.box_size, seed=nav.place_cell_seed
     ).to(device)
     generator = _generator(device, seed + EVAL_SEED_OFFSET)
-    sums = {"start": 0.0, "centre": 0.0, "true": 0.0}
+    sums = {"start": 0.0, "centre": 0.0, "true": 0.0, "loss_floor": 0.0}
     for _ in range(nav.eval_batches):
         traj = trajectories.sample(nav.eval_batch_size, generator=generator, device=device)
-        still = place_cells.activation(traj.start).expand_as(place_cells.activation(traj.position))
+        target = place_cells.activation(traj.position)
+        still = place_cells.activation(traj.start).expand_as(target)
         sums["start"] += decoding_error_cm(still, traj.position, place_cells)
         sums["centre"] += float(traj.position.norm(dim=-1).mean()) * 100.0
-        sums["true"] += decoding_error_cm(place_cells.activation(traj.position), traj.position, place_cells)
-    return {k: v / nav.eval_batches for k, v in sums.items()}
+        sums["true"] += decoding_error_cm(target, traj.position, place_cells)
+        sums["loss_floor"] += float(torch.special.entr(target).sum(-1).mean())
+    refs = {k: v / nav.eval_batches for k, v in sums.items()}
+    refs["loss_uniform"] = math.log(nav.num_place_cells)
+    return refs
 
 
 class AddingTask(Task):

@@ -115,6 +115,16 @@ def test_navigation_baselines_match_the_evaluation_stream(tmp_path):
     assert refs["centre"] == pytest.approx(sum(centre) / len(centre), rel=1e-6)
     assert refs["true"] == pytest.approx(sum(true) / len(true), rel=1e-6)
     assert refs["true"] < refs["start"] < refs["centre"]
+    # The loss references: ln(cells) for a constant prediction; the targets' entropy, which the
+    # task's own loss reaches when the logits are the log-targets.
+    assert refs["loss_uniform"] == pytest.approx(math.log(256))
+    gen = torch.Generator().manual_seed(3 + training_tasks.EVAL_SEED_OFFSET)
+    floors = []
+    for _ in range(cfg.navigation.eval_batches):
+        target = task.place_cells.activation(task.trajectories.sample(cfg.navigation.eval_batch_size, generator=gen).position)
+        floors.append(float(training_tasks.navigation_loss(target.clamp_min(1e-30).log(), target)))
+    assert refs["loss_floor"] == pytest.approx(sum(floors) / len(floors), rel=1e-5)
+    assert refs["loss_floor"] < refs["loss_uniform"]
 
 
 def test_language_baselines_match_an_independent_count(tmp_path):
