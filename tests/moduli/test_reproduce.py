@@ -100,6 +100,17 @@ def test_shipped_presets_load_and_paper_uses_the_task_files_unchanged():
         assert len(load_preset(table, "smoke").seeds) == 2
 
 
+def test_navigation_cpu_global_preset_differs_from_cpu_only_in_pruning_scope():
+    layerwise = load_preset("navigation", "cpu")
+    global_ = load_preset("navigation", str(PROJECT_ROOT / "configs/reproduce/navigation/cpu-global.yaml"))
+    assert global_.name == "cpu-global"
+    cfg = {p.name: load_config(list(p.configs), list(p.overrides)) for p in (layerwise, global_)}
+    assert (cfg["cpu"].pruning.scope, cfg["cpu-global"].pruning.scope) == ("layerwise", "global")
+    cfg["cpu-global"].pruning.scope = "layerwise"
+    assert cfg["cpu"] == cfg["cpu-global"]
+    assert (layerwise.seeds, layerwise.sparsities) == (global_.seeds, global_.sparsities)
+
+
 def test_paper_dry_run_prints_a_gpu_estimate_and_writes_nothing(tmp_path, capsys):
     out, runs = tmp_path / "out", tmp_path / "runs"
     argv = ["reproduce", "navigation", "--preset", "paper", "--dry-run", "--out", str(out), "--runs-dir", str(runs), "--quiet"]
