@@ -14,11 +14,11 @@ summary); it owns the run directory (``RunDir.create(cfg)``) and writes ``summar
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import importlib
 import itertools
 import json
 import multiprocessing
+import os
 import pickle
 import re
 import sys

@@ -7,7 +7,8 @@ plus extra overrides, trained once per column and seed. Several rows may read th
 one run set may feed two rows (a lottery-ticket run gives the pruned model and the
 re-initialised model).
 
-Columns, for each target sparsity s: ``magnitude@s`` (global magnitude pruning), ``random@s``
+Columns, for each target sparsity s: ``magnitude@s`` (magnitude pruning, global or layerwise as
+the preset's ``pruning.scope`` says), ``random@s``
 (random masks with exactly magnitude's per-matrix counts) and ``moduli@s`` (distance-based
 masks; only for geometric regularisers), plus an optional ``dense`` column (no pruning).
 """

@@ -273,7 +273,7 @@ def cap_vocabulary(corpus: Corpus, max_size: int, count_split: str = "train") ->
         max_size: vocabulary size after capping (>= 2, counting ``<eos>`` and ``<unk>``).
         count_split: the split whose word counts choose the vocabulary.
     Returns:
-        a new corpus; ``corpus`` is left unchanged. ``sources`` gain a note of the cap.
+        a new corpus with the same split names and ``sources``; ``corpus`` is left unchanged.
     """
     if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 2:
         raise ValueError(f"max_size must be an int >= 2 (room for <eos> and <unk>), got {max_size!r}")

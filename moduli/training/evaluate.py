@@ -23,6 +23,5 @@ def evaluate_run(run: RunDir | str | Path) -> dict[str, Any]:
     trainer.model.eval()
     result: dict[str, Any] = {"run_dir": str(run_dir.path), "epoch": state["epoch"], "step": state["step"]}
     result["valid"] = trainer.task.evaluate("valid")
-    if cfg.task == "language":
-        result["test"] = trainer.task.evaluate("test")
+    result.update(trainer.test_metrics())
     return result

@@ -197,10 +197,7 @@ class Trainer:
         )
         for epoch in range(self.start_epoch, self.total_epochs):
             if cfg.pruning.lottery and epoch == self.epochs:
-                self.history["pruned"] = dict(self.history["final"])
-                if cfg.task == "language":  # the table reports test perplexity, so the pruned model gets one too
-                    self.model.eval()
-                    self.history["pruned"]["test"] = self.task.evaluate("test")
+                self.history["pruned"] = {**self.history["final"], **self.test_metrics()}
                 self._start_lottery_phase()
             self._prune(epoch)
             self.task.start_epoch()
@@ -255,6 +252,14 @@ class Trainer:
     def _global_sparsity(self) -> float:
         return sparsity_report(self.pruned_weights, self.pruner.masks if self.pruner else None).sparsity
 
+    def test_metrics(self) -> dict[str, Any]:
+        """``{"test": metrics}`` of the current model on the test split (language only: the other
+        tasks draw fresh evaluation data and have no test split), else ``{}``."""
+        if self.cfg.task != "language":
+            return {}
+        self.model.eval()
+        return {"test": self.task.evaluate("test")}
+
     def _summary(self, wall_time: float) -> dict[str, Any]:
         final = self.history["final"]
         summary: dict[str, Any] = {
@@ -272,9 +277,8 @@ class Trainer:
             "wall_time_s": wall_time,
             "device": str(self.device),
         }
+        summary.update(self.test_metrics())
         if self.cfg.task == "language":
-            self.model.eval()
-            summary["test"] = self.task.evaluate("test")
             summary["data"] = self.task.data_description
         if self.cfg.pruning.lottery and "pruned" in self.history:
             summary["pruned_model"] = self.history["pruned"]

@@ -73,6 +73,15 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def _navigation_world(cfg: RunConfig, device: torch.device) -> tuple[TrajectoryGenerator, PlaceCells]:
+    """The trajectory generator and place cells of ``cfg.navigation`` (centres on ``device``)."""
+    nav = cfg.navigation
+    place_cells = PlaceCells(
+        nav.num_place_cells, nav.place_cell_sigma, nav.surround_scale, nav.box_size, seed=nav.place_cell_seed
+    ).to(device)
+    return TrajectoryGenerator(box_size=nav.box_size, seq_len=nav.seq_len), place_cells
+
+
 class NavigationTask(Task):
     """Path integration: place-cell cross-entropy; metric = top-3 decoding error in cm."""
 
@@ -83,10 +92,7 @@ class NavigationTask(Task):
         self.batch_size = cfg.train.batch_size
         self.eval_batches, self.eval_batch_size = nav.eval_batches, nav.eval_batch_size
         self.device, self.eval_seed = device, seed + EVAL_SEED_OFFSET
-        self.trajectories = TrajectoryGenerator(box_size=nav.box_size, seq_len=nav.seq_len)
-        self.place_cells = PlaceCells(
-            nav.num_place_cells, nav.place_cell_sigma, nav.surround_scale, nav.box_size, seed=nav.place_cell_seed
-        ).to(device)
+        self.trajectories, self.place_cells = _navigation_world(cfg, device)
         self.model = PathIntegrationRNN(nav.num_place_cells, cfg.model.hidden_size, cfg.model.nonlinearity, regularizer)
         self.generator = _generator(device, seed)
 
@@ -123,10 +129,7 @@ def navigation_baselines(cfg: RunConfig, seed: int = 0, device: torch.device | s
     """
     nav = cfg.navigation
     device = torch.device(device)
-    trajectories = TrajectoryGenerator(box_size=nav.box_size, seq_len=nav.seq_len)
-    place_cells = PlaceCells(
-        nav.num_place_cells, nav.place_cell_sigma, nav.surround_scale, nav.box_size, seed=nav.place_cell_seed
-    ).to(device)
+    trajectories, place_cells = _navigation_world(cfg, device)
     generator = _generator(device, seed + EVAL_SEED_OFFSET)
     sums = {"start": 0.0, "centre": 0.0, "true": 0.0, "loss_floor": 0.0}
     for _ in range(nav.eval_batches):
