@@ -154,10 +154,9 @@ def _curve_frame(spec: TableSpec, runs: Any) -> Any:
     pruned = frame[frame["method"] != "none"].assign(sparsity=lambda f: f["target"])
     dense = frame[frame["method"] == "none"]
     starts = [
-        dense[dense["run_set"].isin(geometric)] if method == "moduli" else dense
+        (dense[dense["run_set"].isin(geometric)] if method == "moduli" else dense).assign(method=method, sparsity=0.0)
         for method in pruned["method"].unique()
     ]
-    starts = [d.assign(method=m, sparsity=0.0) for d, m in zip(starts, pruned["method"].unique())]
     out = pd.concat([*starts, pruned], ignore_index=True)
     return out.loc[:, ["row", "method", "sparsity", "seed", "value"]]
 
