@@ -23,6 +23,23 @@ TIMING = {"steps_per_s", "wall_time_s", "batched_runs"}
 RTOL, ATOL = 1e-5, 1e-6
 
 
+def assert_close_record(a, b) -> None:
+    """Nested records equal: the same keys and strings exactly, numbers to RTOL/ATOL."""
+    if isinstance(b, dict):
+        assert isinstance(a, dict) and a.keys() == b.keys(), (a, b)
+        for key in b:
+            assert_close_record(a[key], b[key])
+    elif isinstance(b, (list, tuple)):
+        assert isinstance(a, (list, tuple)) and len(a) == len(b), (a, b)
+        for x, y in zip(a, b):
+            assert_close_record(x, y)
+    elif isinstance(b, (int, float)) and not isinstance(b, bool):
+        assert isinstance(a, (int, float)) and not isinstance(a, bool), (a, b)
+        assert a == pytest.approx(b, rel=RTOL, abs=ATOL)
+    else:
+        assert a == b, (a, b)
+
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -42,17 +59,18 @@ def state(cfg: RunConfig) -> dict:
 
 def assert_same_run(a: RunConfig, b: RunConfig, summary_a: dict, summary_b: dict) -> None:
     """Run ``a`` (batched) equals run ``b`` (unbatched) up to RTOL/ATOL."""
-    assert summary_a["value"] == pytest.approx(summary_b["value"], rel=RTOL)
-    assert summary_a["valid"] == pytest.approx(summary_b["valid"], rel=RTOL)
+    assert_close_record(summary_a["value"], summary_b["value"])
+    assert_close_record(summary_a["valid"], summary_b["valid"])
     assert summary_a["per_matrix_sparsity"] == summary_b["per_matrix_sparsity"]
     assert summary_a["sparsity"] == summary_b["sparsity"] and summary_a["steps"] == summary_b["steps"]
     assert {k for k in summary_b if k not in TIMING} == {k for k in summary_a if k not in TIMING}
     rows_a, rows_b = records(a), records(b)
     assert [(r["step"], r["split"]) for r in rows_a] == [(r["step"], r["split"]) for r in rows_b]
     for ra, rb in zip(rows_a, rows_b):
-        assert ra == pytest.approx(rb, rel=RTOL, abs=ATOL)
+        assert_close_record(ra, rb)
     sa, sb = state(a), state(b)
-    assert sa["step"] == sb["step"] and sa["epoch"] == sb["epoch"] and sa["history"]["final"] == pytest.approx(sb["history"]["final"], rel=RTOL)
+    assert sa["step"] == sb["step"] and sa["epoch"] == sb["epoch"]
+    assert_close_record(sa["history"]["final"], sb["history"]["final"])
     assert sa["model"].keys() == sb["model"].keys()
     for name in sb["model"]:
         torch.testing.assert_close(sa["model"][name], sb["model"][name], rtol=RTOL, atol=ATOL)
