@@ -3,8 +3,10 @@
 Hidden neuron j sits at point i(j) of a manifold M; the inhibitor f turns the (N, N) geodesic
 distance matrix into a coefficient matrix C = f(D); the penalty weights each recurrent
 connection k -> j (entry w_jk of W_hh) by C[j, k]. With a fixed embedding C is computed once and
-cached; with a learned embedding (a ``geoopt.ManifoldParameter``) C is recomputed every call so
-that gradients reach the neuron positions.
+cached; with a learned embedding (a ``geoopt.ManifoldParameter``) the penalty is recomputed every
+call so that gradients reach the neuron positions, by the fused kernel of
+:mod:`moduli.fused_penalty` (closed-form gradients in row blocks, no N x N state kept) unless
+``penalty_path`` asks for the autograd path through C.
 """
 
 from __future__ import annotations
@@ -15,10 +17,20 @@ import numbers
 import torch
 from torch import Tensor, nn
 
+from .fused_penalty import fused_penalty
 from .inhibitors import Constant, DoG, Inhibitor
 from .manifolds import Manifold, Torus
 
 REDUCTIONS = ("mean", "sum")
+PENALTY_PATHS = ("auto", "compiled", "fused", "autograd")  # how a learned embedding's penalty is computed
+COMPILE_MIN_NEURONS = 512  # "auto" compiles the fused kernel (CPU) from this many neurons on
+
+
+def _inverse(permutation: Tensor) -> Tensor:
+    """The inverse of a permutation of range(len(permutation)), in O(len)."""
+    inverse = torch.empty_like(permutation)
+    inverse[permutation] = torch.arange(len(permutation), device=permutation.device)
+    return inverse
 
 
 class ModuliRegularizer(nn.Module):
@@ -46,6 +58,11 @@ class ModuliRegularizer(nn.Module):
     reduction: str  # "mean" | "sum"
     learn_embedding: bool  # positions trained (ManifoldParameter) or fixed (buffer)
     permute: bool  # coefficients shuffled once (control)
+    # Learned embeddings: "fused" (closed-form kernel in row blocks), "compiled" (the same through
+    # torch.compile), "autograd" (through the N x N coefficient matrix, the reference), or "auto":
+    # compiled on CPU from COMPILE_MIN_NEURONS neurons on (compiling takes tens of seconds once per
+    # process), fused otherwise. Set it on the class or on one instance.
+    penalty_path: str = "auto"
 
     def __init__(
         self,
@@ -106,6 +123,8 @@ class ModuliRegularizer(nn.Module):
             gen_device = generator.device if generator is not None else torch.device("cpu")
             perm = torch.randperm(self.num_neurons**2, generator=generator, device=gen_device)
             self.register_buffer("permutation", perm.to(points.device))
+            # the fused penalty un-permutes the weights instead: W'[p] = W[q] where permutation[q] = p
+            self.register_buffer("_inverse_permutation", _inverse(self.permutation), persistent=False)
         else:
             self.permutation = None
 
@@ -169,7 +188,35 @@ class ModuliRegularizer(nn.Module):
 
     # ----------------------------------------------------------------- penalty
     def forward(self, weight: Tensor) -> Tensor:
-        """Penalty of an (N, N) recurrent weight matrix; a 0-d tensor."""
+        """Penalty of an (N, N) recurrent weight matrix; a 0-d tensor.
+
+        Learned embeddings go through the fused kernel (see ``penalty_path``); fixed ones use the
+        cached coefficient matrix.
+        """
+        self._check_weight(weight)
+        path = self._penalty_path()
+        if path == "autograd":
+            return self.autograd_penalty(weight)
+        n = self.num_neurons
+        if self.permutation is not None:
+            weight = weight.reshape(-1)[self._inverse_permutation].reshape(n, n)
+        scale = self.strength / (n * n) if self.reduction == "mean" else self.strength
+        return fused_penalty(
+            self.manifold, self.inhibitor, self.embedding, weight, self.exponent, scale, compiled=path == "compiled"
+        )
+
+    def _penalty_path(self) -> str:
+        """The path ``forward`` takes: "autograd" for fixed embeddings and constant inhibitors."""
+        if self.penalty_path not in PENALTY_PATHS:
+            raise ValueError(f"penalty_path must be one of {PENALTY_PATHS}, got {self.penalty_path!r}")
+        if not self.learn_embedding or isinstance(self.inhibitor, Constant):
+            return "autograd"  # cached coefficients, or no gradient to the positions at all
+        if self.penalty_path != "auto":
+            return self.penalty_path
+        big = self.num_neurons >= COMPILE_MIN_NEURONS
+        return "compiled" if big and self.embedding.device.type == "cpu" else "fused"
+
+    def _check_weight(self, weight: Tensor) -> None:
         n = self.num_neurons
         if not isinstance(weight, Tensor) or weight.shape != (n, n):
             raise ValueError(
@@ -178,6 +225,15 @@ class ModuliRegularizer(nn.Module):
             )
         if not weight.is_floating_point():
             raise TypeError(f"the weight matrix must have a floating dtype, got {weight.dtype}; convert with .float()")
+
+    def autograd_penalty(self, weight: Tensor) -> Tensor:
+        """The penalty through the (N, N) coefficient matrix, differentiated by autograd.
+
+        What ``forward`` computes for fixed embeddings; for learned ones the reference of the
+        fused kernel (equal up to rounding, slower, N x N intermediates kept for the backward).
+        """
+        self._check_weight(weight)
+        n = self.num_neurons
         magnitude = weight.abs() if self.exponent == 1 else weight.square()
         coefficients = self.coefficients().to(dtype=weight.dtype)
         # A dot product of the flattened matrices: no N x N product temporary.
@@ -188,6 +244,8 @@ class ModuliRegularizer(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.permutation is not None:
+            self._inverse_permutation = _inverse(self.permutation)
         if not self.learn_embedding:
             with torch.no_grad():
                 self._cached = self._compute_coefficients().detach()

@@ -2,12 +2,14 @@
 
 Every figure is a RATIO to a baseline measured in the same process (paired rounds: baseline and
 variant are timed alternately after warm-up, the reported ratio is the median over rounds), so
-that load from other jobs on the machine cancels as far as possible.
+that load from other jobs on the machine cancels as far as possible. On a CPU with one thread the
+clock is the process's CPU time (``--clock``), which other jobs on shared cores do not inflate.
 
     python experiments/benchmarks/run.py [--quick] [--device cpu|cuda] [--only P1,P2,...]
                                          [--out experiments/results/benchmarks/table.md]
 
-Rows: P1 training step vs torch.nn.RNN; P2 penalty overhead (fixed / learned torus DoG) and
+Rows: P1 training step vs torch.nn.RNN; P2 penalty overhead (fixed / learned torus DoG, the
+learned one also through the reference autograd path, on ``torch.nn.RNN``, and at N = 4096) and
 peak memory of P1/P2; P3 batched seeds (measured by ``batched_seeds.py`` when present); P4 sparse
 inference of pruned RNNs vs the dense forward; P5 modular normalize / dualize vs one forward +
 backward; P6 end-to-end navigation reproduction (recorded wall time, run separately).
@@ -88,11 +90,14 @@ def synchronize(device: torch.device) -> None:
 
 
 def paired_ratio(
-    baseline: Callable[[], object], variant: Callable[[], object], device: torch.device, rounds: int, warmup: int = 1
+    baseline: Callable[[], object], variant: Callable[[], object], device: torch.device, rounds: int, warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[float, float, float]:
     """Median over ``rounds`` of time(variant) / time(baseline), timed alternately.
 
-    Returns ``(ratio, median baseline seconds, median variant seconds)``.
+    ``clock``: wall time (default) or ``time.process_time`` (CPU time of this process: on one
+    thread, the work done, whatever other jobs share the cores). Returns ``(ratio, median baseline
+    seconds, median variant seconds)``.
     """
     for _ in range(warmup):
         baseline()
@@ -100,13 +105,13 @@ def paired_ratio(
     synchronize(device)
     ratios, tb, tv = [], [], []
     for _ in range(rounds):
-        start = time.perf_counter()
+        start = clock()
         baseline()
         synchronize(device)
-        middle = time.perf_counter()
+        middle = clock()
         variant()
         synchronize(device)
-        end = time.perf_counter()
+        end = clock()
         tb.append(middle - start)
         tv.append(end - middle)
         ratios.append((end - middle) / (middle - start))
@@ -115,36 +120,64 @@ def paired_ratio(
 
 # ----------------------------------------------------------------------------- P1 / P2 models
 class TorchNavigation(torch.nn.Module):
-    """The path-integration network with ``torch.nn.RNN`` as the recurrent core."""
+    """The path-integration network with ``torch.nn.RNN`` as the recurrent core (and optionally a
+    moduli regulariser of its W_hh, the way a user adds one to their own model)."""
 
-    def __init__(self, place_cells: int, hidden: int) -> None:
+    def __init__(self, place_cells: int, hidden: int, regularizer: ModuliRegularizer | None = None) -> None:
         super().__init__()
         self.encoder = torch.nn.Linear(place_cells, hidden, bias=False)
         self.rnn = torch.nn.RNN(2, hidden, nonlinearity="relu", bias=False)
         self.decoder = torch.nn.Linear(hidden, place_cells, bias=False)
+        self.regularizer = regularizer
 
     def forward(self, velocity: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
         states, _ = self.rnn(velocity, self.encoder(start).unsqueeze(0))
         return self.decoder(states)
 
     def penalty(self) -> torch.Tensor:
-        return self.encoder.weight.new_zeros(())
+        if self.regularizer is None:
+            return self.encoder.weight.new_zeros(())
+        return self.regularizer(self.rnn.weight_hh_l0)
 
     def embedding_parameters(self) -> list:
-        return []
+        return [self.regularizer.embedding] if self.regularizer is not None and self.regularizer.learn_embedding else []
+
+
+VARIANTS = ("torch", "moduli", "fixed", "learned", "learned-autograd", "torch-learned")
+
+
+def _torus_dog(hidden: int, learned: bool, path: str = "auto") -> ModuliRegularizer:
+    reg = ModuliRegularizer(Torus(), hidden, DoG(), learn_embedding=learned)
+    reg.penalty_path = path
+    return reg
 
 
 def navigation_model(variant: str, place_cells: int, hidden: int) -> torch.nn.Module:
-    """variant: "torch" | "moduli" | "fixed" | "learned" (torus DoG penalty)."""
+    """variant: "torch" | "moduli" (no penalty) | "fixed" | "learned" | "learned-autograd" (torus DoG
+    penalty on PathIntegrationRNN; the last through the reference autograd path) | "torch-learned"
+    (``torch.nn.RNN`` with a learned torus DoG penalty)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; allowed: {', '.join(VARIANTS)}")
     if variant == "torch":
         return TorchNavigation(place_cells, hidden)
+    if variant == "torch-learned":
+        return TorchNavigation(place_cells, hidden, _torus_dog(hidden, learned=True))
     if variant == "moduli":
         return PathIntegrationRNN(place_cells, hidden)
-    learned = variant == "learned"
-    return PathIntegrationRNN(
-        place_cells, hidden,
-        regularizer=lambda l, h: ModuliRegularizer(Torus(), h, DoG(), learn_embedding=learned),
-    )
+    path = "autograd" if variant == "learned-autograd" else "auto"
+    learned = variant != "fixed"
+    return PathIntegrationRNN(place_cells, hidden, regularizer=lambda l, h: _torus_dog(h, learned, path))
+
+
+def warm_up_penalty(model: torch.nn.Module) -> float:
+    """Run the model's penalty forward and backward once (compiling its kernels where the learned
+    penalty is compiled), then drop the gradients; returns the seconds it took."""
+    started = time.perf_counter()
+    penalty = model.penalty()
+    if penalty.requires_grad:
+        penalty.backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - started
 
 
 def training_step(model: torch.nn.Module, device: torch.device, batch: int, steps: int, place_cells: int):
@@ -161,17 +194,30 @@ def training_step(model: torch.nn.Module, device: torch.device, batch: int, step
     start = torch.softmax(torch.randn(batch, place_cells, generator=gen), -1).to(device)
     target = torch.softmax(torch.randn(steps, batch, place_cells, generator=gen), -1).to(device)
 
-    def step() -> None:
-        logits = model(velocity, start)
-        loss = -(target * torch.log_softmax(logits, -1)).sum(-1).mean() + model.penalty()
+    def zero_grad() -> None:
         optimizer.zero_grad(set_to_none=True)
         if riemannian is not None:
             riemannian.zero_grad(set_to_none=True)
+
+    def forward_backward() -> None:
+        logits = model(velocity, start)
+        loss = -(target * torch.log_softmax(logits, -1)).sum(-1).mean() + model.penalty()
+        zero_grad()
         loss.backward()
+
+    def step() -> None:
+        forward_backward()
         optimizer.step()
         if riemannian is not None:
             riemannian.step()
 
+    def warm_up() -> None:
+        """forward + backward without an optimiser step, gradients dropped: lazy initialisations
+        (and the learned penalty's compilation) happen here, not in a measured step."""
+        forward_backward()
+        zero_grad()
+
+    step.warm_up = warm_up
     return step
 
 
@@ -179,14 +225,16 @@ def memory_probe(spec: str) -> dict:
     """Peak memory (bytes) of the first two training steps of one variant, in this (fresh) process.
 
     ``spec`` = "variant,device,hidden,batch,steps,place_cells". CPU: peak resident set during the
-    steps above the resident set before them (model and data built, optimiser state not yet);
-    CUDA: ``torch.cuda.max_memory_allocated`` above the memory allocated before the steps.
+    steps above the resident set before them (model and data built, one forward + backward run and
+    its gradients dropped, so that lazy initialisations and compiled kernels exist; optimiser state
+    not yet); CUDA: ``torch.cuda.max_memory_allocated`` above the memory allocated before the steps.
     """
     variant, device_name, hidden, batch, steps, place_cells = spec.split(",")
     device = torch.device(device_name)
     torch.manual_seed(0)
     model = navigation_model(variant, int(place_cells), int(hidden))
     step = training_step(model, device, int(batch), int(steps), int(place_cells))
+    step.warm_up()  # the same for every variant; one-time compilation is not the step's memory
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
@@ -238,12 +286,16 @@ def peak_memory(
 class Bench:
     """Runs the groups for one device / size preset and collects rows."""
 
-    def __init__(self, device: torch.device, quick: bool, rounds: int, threads: int, p5_widths: list[int]) -> None:
+    def __init__(
+        self, device: torch.device, quick: bool, rounds: int, threads: int, p5_widths: list[int],
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.device = device  # where everything runs
         self.quick = quick  # tiny sizes
         self.rounds = rounds  # paired timing rounds per figure
         self.threads = threads  # torch CPU threads
         self.p5_widths = p5_widths  # widths of P5
+        self.clock = clock  # what paired_ratio times: time.perf_counter (wall) or time.process_time (CPU)
         self.rows: list[Row] = []  # collected table
         self.dev = device_label(device)  # device column text
 
@@ -270,7 +322,7 @@ class Bench:
             torch.manual_seed(0)
             base = training_step(navigation_model("torch", place, n), self.device, b, t_len, place)
             ours = training_step(navigation_model("moduli", place, n), self.device, b, t_len, place)
-            ratio, tb, tv = paired_ratio(base, ours, self.device, self.rounds)
+            ratio, tb, tv = paired_ratio(base, ours, self.device, self.rounds, clock=self.clock)
             size = f"N={n}, B={b}, T={t_len}, P={place}"
             self.add(id="P1", what="train step, PathIntegrationRNN (ElmanStack, fused kernel) + AdamW",
                      baseline="torch.nn.RNN, same net", size=size, ratio=ratio, target="<= 1.05x",
@@ -282,24 +334,57 @@ class Bench:
                      note=f"{mv / 2**20:.1f} vs {mb / 2**20:.1f} MiB")
             self.gpu_placeholders("P1")
         if "P2" in groups:
-            n, b = (64, 8) if self.quick else ((4096, 200) if cuda else (1024, 64))
-            size = f"N={n}, B={b}, T={t_len}, P={place}"
+            self.p2()
+
+    def p2(self) -> None:
+        """Penalty overheads: one AdamW step with the torus DoG penalty vs the same step without it."""
+        cuda = self.device.type == "cuda"
+        place = 32 if self.quick else 512
+        n, b, t_len = (64, 8, 10) if self.quick else ((4096, 200, 50) if cuda else (1024, 32, 20))
+        size = f"N={n}, B={b}, T={t_len}, P={place}"
+
+        def timed(base_variant: str, variant: str, hidden: int = n) -> tuple[float, float, float, float, str]:
+            """(ratio, baseline s, variant s, first penalty call s, the learned penalty's path)."""
             torch.manual_seed(0)
-            plain = training_step(navigation_model("moduli", place, n), self.device, b, t_len, place)
-            mem_plain = peak_memory("moduli", self.device, n, b, t_len, place, self.threads, fresh=not self.quick)
-            for variant, target in (("fixed", "<= 1.03x"), ("learned", "<= 1.10x")):
-                torch.manual_seed(0)
-                step = training_step(navigation_model(variant, place, n), self.device, b, t_len, place)
-                ratio, tb, tv = paired_ratio(plain, step, self.device, self.rounds)
-                extra = " + RiemannianAdam on positions" if variant == "learned" else ""
-                self.add(id="P2", what=f"train step with {variant} torus DoG penalty{extra}",
-                         baseline="same step, no penalty", size=size, ratio=ratio, target=target,
-                         note=f"{tv * 1e3:.1f} vs {tb * 1e3:.1f} ms")
-                mem = peak_memory(variant, self.device, n, b, t_len, place, self.threads, fresh=not self.quick)
-                self.add(id="P2", what=f"peak memory, {variant} penalty (fresh process)",
-                         baseline="no penalty", size=size, ratio=mem / max(mem_plain, 1), target="report",
-                         note=f"{mem / 2**20:.1f} vs {mem_plain / 2**20:.1f} MiB")
-            self.gpu_placeholders("P2")
+            base = training_step(navigation_model(base_variant, place, hidden), self.device, b, t_len, place)
+            model = navigation_model(variant, place, hidden)
+            step = training_step(model, self.device, b, t_len, place)
+            first = warm_up_penalty(model)
+            regs = list(model.rnn.regularizers or []) if hasattr(model.rnn, "regularizers") else [model.regularizer]
+            path = regs[0]._penalty_path() if regs and regs[0] is not None else "-"
+            return (*paired_ratio(base, step, self.device, self.rounds, clock=self.clock), first, path)
+
+        mem_plain = peak_memory("moduli", self.device, n, b, t_len, place, self.threads, fresh=not self.quick)
+        for variant, target, mem_target in (("fixed", "<= 1.03x", "report"), ("learned", "<= 1.10x", "<= 1.10x")):
+            ratio, tb, tv, first, path = timed("moduli", variant)
+            extra = " + RiemannianAdam on positions" if variant == "learned" else ""
+            self.add(id="P2", what=f"train step with {variant} torus DoG penalty{extra}",
+                     baseline="same step, no penalty", size=size, ratio=ratio, target=target,
+                     note=f"{tv * 1e3:.1f} vs {tb * 1e3:.1f} ms")
+            mem = peak_memory(variant, self.device, n, b, t_len, place, self.threads, fresh=not self.quick)
+            self.add(id="P2", what=f"peak memory, {variant} penalty (fresh process)",
+                     baseline="no penalty", size=size, ratio=mem / max(mem_plain, 1), target=mem_target,
+                     note=f"{mem / 2**20:.1f} vs {mem_plain / 2**20:.1f} MiB")
+            if variant == "learned":
+                self.add(id="P2", what="first call of the learned penalty (forward + backward)", baseline="-",
+                         size=size, ratio=None, target="report",
+                         note=f"{first:.1f} s, path {path!r}" + (
+                             " (compiling; less when torch.compile's disk cache has it)" if path == "compiled" else ""))
+        ratio, tb, tv, _, _ = timed("moduli", "learned-autograd")
+        self.add(id="P2", what="train step with learned penalty, reference autograd path (penalty_path='autograd')",
+                 baseline="same step, no penalty", size=size, ratio=ratio, target="report",
+                 note=f"{tv * 1e3:.1f} vs {tb * 1e3:.1f} ms")
+        ratio, tb, tv, _, _ = timed("torch", "torch-learned")
+        self.add(id="P2", what="torch.nn.RNN + AdamW + learned torus DoG penalty (RiemannianAdam on positions)",
+                 baseline="same torch.nn.RNN step, no penalty", size=size, ratio=ratio, target="<= 1.10x",
+                 note=f"{tv * 1e3:.1f} vs {tb * 1e3:.1f} ms")
+        if not self.quick and not cuda:
+            big = 4096
+            ratio, tb, tv, first, path = timed("moduli", "learned", hidden=big)
+            self.add(id="P2", what="train step with learned torus DoG penalty + RiemannianAdam on positions",
+                     baseline="same step, no penalty", size=f"N={big}, B={b}, T={t_len}, P={place}", ratio=ratio,
+                     target="report", note=f"{tv * 1e3:.1f} vs {tb * 1e3:.1f} ms; first call {first:.1f} s, path {path!r}")
+        self.gpu_placeholders("P2")
 
     # P3
     def p3(self) -> None:
@@ -352,7 +437,8 @@ class Bench:
                         model(x)
 
                 for name, sparse in exports.items():
-                    ratio, tb, tv = paired_ratio(dense_forward, lambda: sparse(x), self.device, self.rounds)
+                    ratio, tb, tv = paired_ratio(dense_forward, lambda: sparse(x), self.device, self.rounds,
+                                                 clock=self.clock)
                     speedup = 1.0 / ratio
                     target = "-"
                     if b == batches[-1] and sparsity in (0.9, 0.98):
@@ -391,7 +477,7 @@ class Bench:
                     ("normalize", lambda module=module, grads=grads: module.normalize(Vector([g.clone() for g in grads]))),
                     ("dualize", lambda module=module, grads=grads: module.dualize(grads)),
                 ):
-                    ratio, tb, tv = paired_ratio(step, call, self.device, rounds)
+                    ratio, tb, tv = paired_ratio(step, call, self.device, rounds, clock=self.clock)
                     self.add(id="P5", what=f"{op} of the {name} update", baseline="one forward + backward",
                              size=size, ratio=ratio, target="<= 0.1x", note=f"{tv * 1e3:.1f} vs {tb * 1e3:.1f} ms")
 
@@ -451,6 +537,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown table")
     parser.add_argument("--rounds", type=int, default=None, help="paired timing rounds (default 7, quick 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machine)")
+    parser.add_argument("--clock", default="auto", choices=("auto", "wall", "cpu"),
+                        help="what is timed: wall time, or the process's CPU time (the work done, whatever "
+                             "else shares the cores); auto: cpu on a CPU with one thread, wall otherwise")
     parser.add_argument("--p5-widths", default=None, help="widths of P5 (default 1024,2048 on CPU, 1024,4096 on CUDA)")
     parser.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -481,10 +570,12 @@ def main(argv: list[str] | None = None) -> list[Row]:
     else:
         widths = [32, 64] if args.quick else ([1024, 4096] if device.type == "cuda" else [1024, 2048])
     rounds = args.rounds or (3 if args.quick else 7)
-    bench = Bench(device, args.quick, rounds, args.threads, widths)
+    clock_name = args.clock if args.clock != "auto" else ("cpu" if device.type == "cpu" and args.threads == 1 else "wall")
+    clock = time.process_time if clock_name == "cpu" else time.perf_counter
+    bench = Bench(device, args.quick, rounds, args.threads, widths, clock)
     command = "python experiments/benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"device: {bench.dev}; torch {torch.__version__}; {os.cpu_count()} CPU cores; "
-          f"{'quick' if args.quick else 'full'} sizes; {rounds} paired rounds per figure")
+          f"{'quick' if args.quick else 'full'} sizes; {rounds} paired rounds per figure; {clock_name} clock")
     started = time.perf_counter()
     groups = set(args.groups)
     if groups & {"P1", "P2"}:
@@ -501,7 +592,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
     header = (
         f"# Benchmarks\n\nCommand: `{command.strip()}`  \nDevice: {bench.dev}, torch {torch.__version__}, "
         f"{os.cpu_count()} CPU cores (shared with other jobs)  \nRatios: median over {rounds} paired rounds "
-        f"(baseline and variant timed alternately after warm-up) of variant / baseline time; P4 gives the "
+        f"(baseline and variant timed alternately after warm-up) of variant / baseline "
+        f"{'CPU time of the process' if clock_name == 'cpu' else 'wall time'}; P4 gives the "
         f"speed-up (baseline / variant). Total time {elapsed:.0f} s."
     )
     table = markdown(bench.rows, header)

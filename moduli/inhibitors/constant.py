@@ -23,5 +23,9 @@ class Constant(Inhibitor):
     def _apply(self, d: Tensor) -> Tensor:
         return torch.full_like(d, self.value)
 
+    def value_and_derivative(self, d: Tensor) -> tuple[Tensor, Tensor]:
+        """``f(d) = value`` and ``f'(d) = 0``."""
+        return torch.full_like(d, self.value), torch.zeros_like(d)
+
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, "value": self.value}

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Inhibitor, check_positive, check_real
+from .base import Inhibitor, check_positive, check_real, exp_floored
 
 __all__ = ["DoG"]
 
@@ -61,14 +61,28 @@ class DoG(Inhibitor):
         u = self.peak_distance**2
         return self.amplitude * (math.exp(-u / self.sigma_wide) - math.exp(-u / self.sigma_narrow))
 
+    def _from_squared(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The unclamped f and the two Gaussians at squared distance ``s``."""
+        wide = exp_floored(-s / self.sigma_wide)
+        narrow = exp_floored(-s / self.sigma_narrow)
+        return self.offset - self.amplitude * (wide - narrow), wide, narrow
+
     def _apply(self, d: Tensor) -> Tensor:
-        d2 = d * d
-        dog = torch.exp(-d2 / self.sigma_wide) - torch.exp(-d2 / self.sigma_narrow)
-        out = self.offset - self.amplitude * dog
+        out = self._from_squared(d * d)[0]
         if self.offset_spec == "peak":
             # exact maths gives f >= 0; clamp only removes float rounding (~1e-5 in float32)
             out = out.clamp_min(0.0)
         return out
+
+    def at_squared_distance(self, s: Tensor) -> tuple[Tensor, Tensor]:
+        """``f`` and ``df/ds = amplitude (wide / sigma_wide - narrow / sigma_narrow)`` at ``s = d^2``,
+        0 where the peak offset's clamp is active (as autograd through ``clamp_min``)."""
+        out, wide, narrow = self._from_squared(s)
+        slope = self.amplitude * (wide / self.sigma_wide - narrow / self.sigma_narrow)
+        if self.offset_spec == "peak":
+            slope = slope * (out >= 0.0)
+            out = out.clamp_min(0.0)
+        return out, slope
 
     def to_config(self) -> dict[str, Any]:
         return {

@@ -24,5 +24,10 @@ class Gaussian(Inhibitor):
     def _apply(self, d: Tensor) -> Tensor:
         return self.amplitude * torch.exp(-(d * d) / self.variance)
 
+    def at_squared_distance(self, s: Tensor) -> tuple[Tensor, Tensor]:
+        """``f`` and ``df/ds = -f / variance`` at ``s = d^2``."""
+        f = self.amplitude * torch.exp(-s / self.variance)
+        return f, f * (-1.0 / self.variance)
+
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, "amplitude": self.amplitude, "variance": self.variance}

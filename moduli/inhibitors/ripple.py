@@ -25,5 +25,10 @@ class Ripple(Inhibitor):
     def _apply(self, d: Tensor) -> Tensor:
         return self.base + self.amplitude * torch.cos(self.frequency * d)
 
+    def value_and_derivative(self, d: Tensor) -> tuple[Tensor, Tensor]:
+        """``f(d)`` and ``f'(d) = -amplitude frequency sin(frequency d)``."""
+        phase = self.frequency * d
+        return self.base + self.amplitude * torch.cos(phase), (-self.amplitude * self.frequency) * torch.sin(phase)
+
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, "base": self.base, "amplitude": self.amplitude, "frequency": self.frequency}

@@ -1,6 +1,6 @@
 """Metric spaces on which hidden neurons are placed, with distances, sampling and geoopt views."""
 
-from ._safe import safe_norm, safe_sqrt
+from ._safe import safe_norm, safe_sqrt, sqrt_and_reciprocal
 from .base import Manifold
 from .circle import Circle
 from .euclidean import Euclidean
@@ -26,4 +26,5 @@ __all__ = [
     "manifold_from_config",
     "safe_sqrt",
     "safe_norm",
+    "sqrt_and_reciprocal",
 ]

@@ -41,6 +41,10 @@ class Manifold(abc.ABC):
     name: str = ""  # config/registry name of the concept, e.g. "torus"
     dim: int  # intrinsic dimension of the space
     coord_dim: int  # number of coordinates describing one point
+    # True when squared_distance_and_gradients(y, x) returns that of (x, y) bit for bit with the two
+    # gradients swapped (differences negate exactly); the fused penalty then evaluates each pair once
+    # instead of once per orientation.
+    exact_symmetry: bool = False
 
     # ---- abstract interface -------------------------------------------------------------
 
@@ -128,6 +132,35 @@ class Manifold(abc.ABC):
         if points.dim() != 2:
             raise ValueError(f"points must have shape (N, {self.coord_dim}), got {tuple(points.shape)}")
         return self._distance(points.unsqueeze(1), points.unsqueeze(0))
+
+    def squared_distance_and_gradients(
+        self, x: Tensor, y: Tensor, gradients: bool = True
+    ) -> tuple[Tensor, tuple[Tensor, ...] | None, tuple[Tensor, ...] | None]:
+        """Squared distance ``s = d(x, y)^2`` and its partial derivatives, coordinates on the leading axis.
+
+        ``x``, ``y``: ``(coord_dim, ...)`` with broadcastable trailing shapes, e.g. ``(coord_dim, B, 1)``
+        rows against ``(coord_dim, 1, N)`` points. Returns ``(s, s_x, s_y)``: ``s`` of the broadcast
+        shape ``S`` (squared distance units), and ``s_x``, ``s_y`` tuples of ``coord_dim`` tensors of
+        shape ``S`` holding ds/dx_k and ds/dy_k (``None`` when ``gradients`` is False): ``2 d`` times
+        what autograd gives through :meth:`distance` (0 at d = 0, the same image at the seams), up to
+        rounding. The square needs no root on the flat spaces and is what Gaussian-type inhibitors
+        read. This default differentiates ``_distance`` with autograd; the spaces of this package
+        override it with closed forms on (B, N) planes, which the fused penalty uses.
+        """
+        xs, ys = x.movedim(0, -1), y.movedim(0, -1)
+        if not gradients:
+            d = self._distance(xs, ys)
+            return d * d, None, None
+        shape = torch.broadcast_shapes(xs.shape, ys.shape)
+        with torch.enable_grad():
+            xe = xs.detach().expand(shape).clone().requires_grad_(True)
+            ye = ys.detach().expand(shape).clone().requires_grad_(True)
+            d = self._distance(xe, ye)
+            # d[..] depends on xe[..] and ye[..] alone, so the gradient of the sum is per pair
+            gx, gy = torch.autograd.grad(d.sum(), (xe, ye))
+        d = d.detach()
+        twice = 2.0 * d
+        return d * d, tuple(twice * g for g in gx.movedim(-1, 0)), tuple(twice * g for g in gy.movedim(-1, 0))
 
     # ---- learning -----------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import geoopt
 import torch
 from torch import Tensor
 
-from ._safe import safe_norm
+from ._safe import safe_norm, sum_of_squares
 from .base import Manifold, check_positive_int
 
 __all__ = ["Euclidean"]
@@ -18,6 +18,7 @@ class Euclidean(Manifold):
     """``R^dim`` with the Euclidean distance; points are plain vectors ``(..., dim)``."""
 
     name = "euclidean"
+    exact_symmetry = True  # y - x is exactly -(x - y)
 
     def __init__(self, dim: int) -> None:
         self.dim: int = check_positive_int(dim, "Euclidean dim")  # intrinsic dimension
@@ -36,6 +37,16 @@ class Euclidean(Manifold):
 
     def _distance(self, x: Tensor, y: Tensor) -> Tensor:
         return safe_norm(x - y)
+
+    def squared_distance_and_gradients(
+        self, x: Tensor, y: Tensor, gradients: bool = True
+    ) -> tuple[Tensor, tuple[Tensor, ...] | None, tuple[Tensor, ...] | None]:
+        """Closed form of :meth:`Manifold.squared_distance_and_gradients`: ``ds/dx = 2 (x - y) = -ds/dy``."""
+        diff = [x[k] - y[k] for k in range(self.coord_dim)]
+        s = sum_of_squares(diff)
+        if not gradients:
+            return s, None, None
+        return s, tuple(2.0 * v for v in diff), tuple(-2.0 * v for v in diff)
 
     def project(self, x: Tensor) -> Tensor:
         """Identity (every vector is a point); returns ``x`` itself."""

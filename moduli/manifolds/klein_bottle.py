@@ -8,7 +8,7 @@ import geoopt
 import torch
 from torch import Tensor
 
-from ._periodic import klein_difference, klein_wrap, torus_wrap
+from ._periodic import klein_difference, klein_wrap, signed_residual, torus_wrap
 from ._safe import safe_norm
 from .base import Manifold, check_positive_float
 from .geoopt_flat import FlatKleinBottleGeoopt
@@ -44,6 +44,26 @@ class KleinBottle(Manifold):
 
     def _distance(self, x: Tensor, y: Tensor) -> Tensor:
         return safe_norm(klein_difference(x, y, self.period)[0])
+
+    def squared_distance_and_gradients(
+        self, x: Tensor, y: Tensor, gradients: bool = True
+    ) -> tuple[Tensor, tuple[Tensor, ...] | None, tuple[Tensor, ...] | None]:
+        """Closed form of :meth:`Manifold.squared_distance_and_gradients`, choosing the image as
+        :func:`~moduli.manifolds._periodic.klein_difference` does (ties go to the even image).
+
+        With ``r`` the displacement to the nearest image: ``ds/dx = -2 r``; ``ds/dy = 2 r`` for an
+        even image and ``2 (r_x, -r_y)`` for an odd one (its y offset is ``-y - x``).
+        """
+        p = self.period
+        dx = y[0] - x[0]
+        even_x, even_y = signed_residual(dx, 2.0 * p), signed_residual(y[1] - x[1], p)
+        odd_x, odd_y = signed_residual(dx + p, 2.0 * p), signed_residual(-y[1] - x[1], p)
+        odd = (odd_x * odd_x + odd_y * odd_y) < (even_x * even_x + even_y * even_y)
+        r_x, r_y = torch.where(odd, odd_x, even_x), torch.where(odd, odd_y, even_y)
+        s = r_x * r_x + r_y * r_y
+        if not gradients:
+            return s, None, None
+        return s, (-2.0 * r_x, -2.0 * r_y), (2.0 * r_x, torch.where(odd, -2.0 * r_y, 2.0 * r_y))
 
     def project(self, x: Tensor) -> Tensor:
         """Representative in ``[0, period)^2``; y is mirrored when x wraps an odd number of times."""

@@ -37,6 +37,7 @@ class Product(Manifold):
             bounds.append(bounds[-1] + m.coord_dim)
         # coordinate slice of each factor inside a point
         self.slices: tuple[slice, ...] = tuple(slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]))
+        self.exact_symmetry: bool = all(m.exact_symmetry for m in manifolds)  # as every factor
 
     def split(self, x: Tensor) -> tuple[Tensor, ...]:
         """Views of the factors' coordinates: ``(..., coord_dim)`` -> tuple of ``(..., coord_dim_i)``."""
@@ -57,6 +58,19 @@ class Product(Manifold):
     def _distance(self, x: Tensor, y: Tensor) -> Tensor:
         squares = [m._distance(a, b) ** 2 for m, a, b in zip(self.factors, self.split(x), self.split(y))]
         return safe_sqrt(torch.stack(torch.broadcast_tensors(*squares), dim=0).sum(0))
+
+    def squared_distance_and_gradients(
+        self, x: Tensor, y: Tensor, gradients: bool = True
+    ) -> tuple[Tensor, tuple[Tensor, ...] | None, tuple[Tensor, ...] | None]:
+        """Closed form of :meth:`Manifold.squared_distance_and_gradients` from the factors' own:
+        ``s = sum_i s_i`` and ``ds/dx`` is ``ds_i/dx`` on factor ``i``'s coordinates."""
+        parts = [m.squared_distance_and_gradients(x[c], y[c], gradients) for m, c in zip(self.factors, self.slices)]
+        s = parts[0][0]
+        for s_i, _, _ in parts[1:]:
+            s = s + s_i
+        if not gradients:
+            return s, None, None
+        return s, tuple(g for _, gx, _ in parts for g in gx), tuple(g for _, _, gy in parts for g in gy)
 
     def project(self, x: Tensor) -> Tensor:
         """Project each factor's slice with that factor's ``project``; shape kept."""

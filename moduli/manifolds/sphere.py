@@ -8,7 +8,7 @@ import geoopt
 import torch
 from torch import Tensor
 
-from ._safe import safe_norm
+from ._safe import planes_norm, safe_norm
 from .base import Manifold, check_positive_float, check_positive_int
 
 __all__ = ["Sphere"]
@@ -23,6 +23,7 @@ class Sphere(Manifold):
     """
 
     name = "sphere"
+    exact_symmetry = True  # |x - y|, |x + y| and their derivatives are symmetric bit for bit
 
     def __init__(self, dim: int = 2, radius: float = 5.0) -> None:
         self.dim: int = check_positive_int(dim, f"{type(self).__name__} dim")  # intrinsic dimension
@@ -44,6 +45,30 @@ class Sphere(Manifold):
     def _distance(self, x: Tensor, y: Tensor) -> Tensor:
         angle = 2.0 * torch.atan2(safe_norm(x - y), safe_norm(x + y))
         return self.radius * angle
+
+    def squared_distance_and_gradients(
+        self, x: Tensor, y: Tensor, gradients: bool = True
+    ) -> tuple[Tensor, tuple[Tensor, ...] | None, tuple[Tensor, ...] | None]:
+        """Closed form of :meth:`Manifold.squared_distance_and_gradients`.
+
+        With ``a = |x - y|``, ``b = |x + y|`` and ``d = 2 radius atan2(a, b)``:
+        ``dd/dx = k (b (x - y) / a - a (x + y) / b)``, ``dd/dy = k (-b (x - y) / a - a (x + y) / b)``,
+        ``k = 2 radius / (a^2 + b^2)``, and ``ds = 2 d dd``; a term whose norm is 0 contributes 0 (as
+        ``safe_norm``), so the gradient is 0 at ``x = y`` and at antipodes, as autograd gives.
+        """
+        diff = [x[k] - y[k] for k in range(self.coord_dim)]
+        total = [x[k] + y[k] for k in range(self.coord_dim)]
+        a, a_reciprocal = planes_norm(diff)
+        b, b_reciprocal = planes_norm(total)
+        d = (2.0 * self.radius) * torch.atan2(a, b)
+        if not gradients:
+            return d * d, None, None
+        k = (4.0 * self.radius) * d / (a * a + b * b)  # 2 d times the k above
+        along_diff = k * b * a_reciprocal  # coefficient of (x - y)
+        along_total = k * a * b_reciprocal  # coefficient of (x + y)
+        s_x = tuple(along_diff * u - along_total * v for u, v in zip(diff, total))
+        s_y = tuple(-along_diff * u - along_total * v for u, v in zip(diff, total))
+        return d * d, s_x, s_y
 
     def project(self, x: Tensor) -> Tensor:
         """Normalise every (non-zero) row to unit length; shape kept."""

@@ -8,8 +8,8 @@ import geoopt
 import torch
 from torch import Tensor
 
-from ._periodic import torus_difference, torus_wrap
-from ._safe import safe_norm
+from ._periodic import signed_residual, torus_difference, torus_wrap
+from ._safe import safe_norm, sum_of_squares
 from .base import Manifold, check_positive_float, check_positive_int
 from .geoopt_flat import FlatTorusGeoopt
 
@@ -23,6 +23,7 @@ class Torus(Manifold):
     """
 
     name = "torus"
+    exact_symmetry = True  # the residual of y - x is minus that of x - y, ties included
 
     def __init__(self, dim: int = 2, period: float = 10.0) -> None:
         self.dim: int = check_positive_int(dim, "Torus dim")  # intrinsic dimension
@@ -43,6 +44,17 @@ class Torus(Manifold):
 
     def _distance(self, x: Tensor, y: Tensor) -> Tensor:
         return safe_norm(torus_difference(x, y, self.period))
+
+    def squared_distance_and_gradients(
+        self, x: Tensor, y: Tensor, gradients: bool = True
+    ) -> tuple[Tensor, tuple[Tensor, ...] | None, tuple[Tensor, ...] | None]:
+        """Closed form of :meth:`Manifold.squared_distance_and_gradients`: with ``r`` the shortest
+        displacement from ``x`` to an image of ``y``, ``s = |r|^2`` and ``ds/dy = 2 r = -ds/dx``."""
+        r = [signed_residual(y[k] - x[k], self.period) for k in range(self.coord_dim)]
+        s = sum_of_squares(r)
+        if not gradients:
+            return s, None, None
+        return s, tuple(-2.0 * rk for rk in r), tuple(2.0 * rk for rk in r)
 
     def project(self, x: Tensor) -> Tensor:
         """Wrap every coordinate into ``[0, period)``; shape kept."""

@@ -136,6 +136,7 @@ def test_fixed_embedding_caches_coefficients(monkeypatch):
         raise AssertionError("pairwise_distance recomputed for a fixed embedding")
 
     monkeypatch.setattr(reg.manifold, "pairwise_distance", boom)
+    monkeypatch.setattr(reg.manifold, "squared_distance_and_gradients", boom)  # the fused kernel's entry
     assert float(reg(weight)) == before
     assert float(reg(weight)) == before
 
@@ -164,9 +165,13 @@ def test_learned_embedding_recomputes_and_gets_gradients(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("recomputed")
 
-    monkeypatch.setattr(reg.manifold, "pairwise_distance", boom)
+    # the fused kernel (forward) and the coefficient matrix (autograd path) both recompute
+    monkeypatch.setattr(reg.manifold, "squared_distance_and_gradients", boom)
     with pytest.raises(RuntimeError, match="recomputed"):
         reg(weight)
+    monkeypatch.setattr(reg.manifold, "pairwise_distance", boom)
+    with pytest.raises(RuntimeError, match="recomputed"):
+        reg.autograd_penalty(weight)
 
 
 def test_learned_embedding_gradient_matches_finite_differences():
