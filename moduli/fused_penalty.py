@@ -8,8 +8,9 @@ written as a function of the squared distance, f(d) = g(s), s_ij = d(x_i, x_j)^2
     dP/dx_i = scale * sum_j [ g'(s_ij) |W_ij|^l ds(x_i, x_j)/dx_i + g'(s_ji) |W_ji|^l ds(x_j, x_i)/dx_i ]
 
 The rows are processed in blocks of B: every temporary is a (B, N) plane (one per coordinate
-at most), never an (N, N, coord_dim) tensor, and nothing N x N is kept between the forward and
-the backward pass (the backward recomputes the distances). What a block needs comes from the
+at most), never an (N, N, coord_dim) tensor. When a gradient is wanted the forward pass computes
+it in the same loop as the value and keeps dP/dW (N x N, the tensor the backward pass returns)
+and dP/dx; the backward pass only scales them. What a block needs comes from the
 manifold (:meth:`~moduli.manifolds.Manifold.squared_distance_and_gradients`) and the inhibitor
 (:meth:`~moduli.inhibitors.Inhibitor.at_squared_distance`), so one kernel serves every space;
 squared distances need no square root on the flat spaces. On a space with ``exact_symmetry``
@@ -17,9 +18,10 @@ the two terms of dP/dx_i share one evaluation per pair (``g'(s_ij) (|W_ij|^l + |
 ds(x_i, x_j)/dx_i``); otherwise the second orientation is evaluated as autograd evaluates it, so
 both agree at the seams too.
 
-The block functions run as plain PyTorch, or compiled by ``torch.compile`` into one loop per
-block (on CPU about ten times faster at N = 1024; compiling takes tens of seconds once per
-process and configuration). A failed compilation warns once and falls back to plain PyTorch.
+The block functions run as plain PyTorch, or compiled by ``torch.compile`` into a few fused
+loops per block (on CPU at N = 1024 about three times faster than plain PyTorch; compiling takes
+10 to 30 seconds once per process and configuration, less from torch.compile's disk cache). A
+failed compilation warns once and falls back to plain PyTorch.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ __all__ = ["fused_penalty", "block_rows"]
 # planes stay in L2 cache; compiled, larger blocks make the compiled gradient loop several times slower.
 CPU_BLOCK_ELEMENTS = 1 << 16
 COMPILED_CPU_BLOCK_ELEMENTS = 1 << 17
-DEVICE_BLOCK_ELEMENTS = 1 << 24  # accelerators: few, large kernels
+DEVICE_BLOCK_ELEMENTS = 1 << 22  # accelerators: few, large kernels; ~20 planes of 16 MiB in float32
 
 
 def block_rows(n: int, device: torch.device, compiled: bool = False) -> int:
@@ -82,29 +84,32 @@ def _gradient_block(
     w_cols: Tensor,
     scale: Tensor,
     grad_w_rows: Tensor,
-) -> Tensor:
-    """dP/dx of the block's neurons (B, c); writes dP/dW of its rows into ``grad_w_rows`` (B, N).
+) -> tuple[Tensor, Tensor]:
+    """sum_j f |w|^l of each row (B,) and dP/dx of the block's neurons (B, c); writes dP/dW of its
+    rows into ``grad_w_rows`` (B, N).
 
     rows (c, B, 1) and points (c, 1, N): coordinates first; w_rows = W[rows, :] (B, N) and
     w_cols = W[:, rows] (N, B), views of W (a compiled block reads the columns in tiles instead of
-    copying them); scale: 0-d tensor (strength, mean reduction, incoming gradient).
+    copying them); scale: 0-d tensor (strength, mean reduction).
     """
     wt_rows = w_cols.t()
     s, s_x, _ = manifold.squared_distance_and_gradients(rows, points)
     f, slope = inhibitor.at_squared_distance(s)
-    grad_w_rows.copy_((scale * f.to(w_rows.dtype)) * _magnitude_derivative(w_rows, exponent))
+    f = f.to(w_rows.dtype)
+    magnitude = _magnitude(w_rows, exponent)
+    grad_w_rows.copy_((scale * f) * _magnitude_derivative(w_rows, exponent))
     slope = slope.to(w_rows.dtype)
     if manifold.exact_symmetry:
         # the pair (j, i) has the same distance and ds(x_j, x_i)/dx_i = ds(x_i, x_j)/dx_i
-        a = scale * slope * (_magnitude(w_rows, exponent) + _magnitude(wt_rows, exponent))
+        a = scale * slope * (magnitude + _magnitude(wt_rows, exponent))
         grad_x = torch.stack([(a * g).sum(1) for g in s_x], dim=-1)
     else:
-        a = scale * slope * _magnitude(w_rows, exponent)
+        a = scale * slope * magnitude
         # the pairs (j, i), evaluated with the arguments in that order: entry [b, n] is s(x_n, x_b)
         s_t, _, s_t_y = manifold.squared_distance_and_gradients(points, rows)
         a_t = scale * inhibitor.at_squared_distance(s_t)[1].to(w_rows.dtype) * _magnitude(wt_rows, exponent)
         grad_x = torch.stack([(a * g).sum(1) + (a_t * h).sum(1) for g, h in zip(s_x, s_t_y)], dim=-1)
-    return grad_x
+    return (f * magnitude).sum(1), grad_x
 
 
 _FAILED: dict[str, str] = {}  # block kind -> why compiling it failed (then it runs uncompiled)
@@ -134,41 +139,45 @@ def _run_block(kind: str, compiled: bool, manifold: Manifold, inhibitor: Inhibit
 
 
 class _FusedPenalty(torch.autograd.Function):
-    """P(points, weight) as one autograd node; the backward recomputes distances block by block."""
+    """P(points, weight) as one autograd node.
+
+    When a gradient is wanted, the forward pass computes it too, in the same loop over each block
+    (training always asks for both), and keeps dP/dW (N x N) and dP/dx for the backward pass, which
+    only multiplies them by the incoming gradient. Otherwise it computes the value alone.
+    """
 
     @staticmethod
     def forward(ctx, points: Tensor, weight: Tensor, manifold: Manifold, inhibitor: Inhibitor, exponent: int, scale: float, compiled: bool) -> Tensor:
-        ctx.save_for_backward(points, weight)
-        ctx.config = (manifold, inhibitor, exponent, scale, compiled)
         n = weight.shape[0]
         step = block_rows(n, weight.device, compiled)
         pts = points.detach().t().contiguous()  # (c, N): one contiguous row per coordinate
         total = weight.new_zeros(())
-        for start in range(0, n, step):
-            rows = pts[:, start:start + step].unsqueeze(2)
-            total = total + _run_block("value", compiled, manifold, inhibitor, exponent, rows, pts.unsqueeze(1), weight[start:start + step])
-        return total * scale
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: Tensor):
-        points, weight = ctx.saved_tensors
-        manifold, inhibitor, exponent, scale, compiled = ctx.config
-        n = weight.shape[0]
-        step = block_rows(n, weight.device, compiled)
-        pts = points.t().contiguous()
-        factor = (grad * scale).to(weight.dtype)
+        if not any(ctx.needs_input_grad[:2]):
+            for start in range(0, n, step):
+                rows = pts[:, start:start + step].unsqueeze(2)
+                total = total + _run_block("value", compiled, manifold, inhibitor, exponent, rows, pts.unsqueeze(1), weight[start:start + step])
+            return total * scale
+        factor = torch.tensor(scale, dtype=weight.dtype, device=weight.device)
         grad_w = torch.empty_like(weight)
         grad_x = torch.empty((n, points.shape[1]), dtype=weight.dtype, device=weight.device)
         for start in range(0, n, step):
             stop = min(start + step, n)
             rows = pts[:, start:stop].unsqueeze(2)
-            grad_x[start:stop] = _run_block(
+            value_rows, grad_x[start:stop] = _run_block(
                 "gradient", compiled, manifold, inhibitor, exponent,
                 rows, pts.unsqueeze(1), weight[start:stop], weight[:, start:stop], factor, grad_w[start:stop],
             )
-        grad_points = grad_x.to(points.dtype) if ctx.needs_input_grad[0] else None
-        return grad_points, grad_w if ctx.needs_input_grad[1] else None, None, None, None, None, None
+            total = total + value_rows.sum()
+        ctx.save_for_backward(grad_w, grad_x.to(points.dtype))
+        return total * scale
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        grad_w, grad_x = ctx.saved_tensors
+        grad_points = grad_x * grad.to(grad_x.dtype) if ctx.needs_input_grad[0] else None
+        grad_weight = grad_w * grad.to(grad_w.dtype) if ctx.needs_input_grad[1] else None
+        return grad_points, grad_weight, None, None, None, None, None
 
 
 def fused_penalty(
