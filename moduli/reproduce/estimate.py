@@ -8,6 +8,7 @@ Model of the cost (an estimate, not a measurement):
   twice. Element-wise work (activations, the penalty, masks) is ignored.
 - Time of one step = max(FLOPs / ``throughput``, time steps x layers x ``latency``): small
   recurrent models are bound by the sequential kernel launches of the time loop, not by FLOPs.
+  A measured step time can replace this model (``step_seconds``; ``experiments/gpu_check.py``).
 - Language: the vocabulary and training-token counts are WikiText-2's (33,278 words; 2,088,628
   training tokens) when an epoch is a full pass (``train.steps_per_epoch: null``).
 """
@@ -65,25 +66,45 @@ def _step_seconds(flops: float, time_steps: int, layers: int) -> float:
     return max(flops / (ASSUMED_TFLOPS * 1e12), time_steps * layers * ASSUMED_STEP_LATENCY_S)
 
 
-def run_seconds(cfg: RunConfig) -> float:
-    """Estimated GPU seconds of one run of ``cfg`` (training and per-epoch evaluation)."""
+def run_seconds(cfg: RunConfig, step_seconds: float | None = None) -> float:
+    """Estimated GPU seconds of one run of ``cfg`` (training and per-epoch evaluation).
+
+    ``step_seconds``: a measured time of one training step of ``cfg``'s model. It replaces the
+    FLOP / latency model of a step, and an evaluation pass is then priced at a third of a step (the
+    forward share) per ``train.batch_size`` sequences.
+    """
+    if step_seconds is not None and (
+        isinstance(step_seconds, bool) or not isinstance(step_seconds, (int, float)) or not step_seconds > 0
+    ):
+        raise ValueError(f"step_seconds must be a positive number of seconds, got {step_seconds!r}")
     forward, time_steps = _forward_flops_per_sequence(cfg)
     layers = cfg.model.num_layers
     epochs = cfg.train.epochs * (2 if cfg.pruning.lottery else 1)
-    train = epochs * _steps_per_epoch(cfg) * _step_seconds(train_step_flops(cfg), time_steps, layers)
+    if step_seconds is None:
+        step_seconds_model = _step_seconds(train_step_flops(cfg), time_steps, layers)
+    else:
+        step_seconds_model = float(step_seconds)
+    train = epochs * _steps_per_epoch(cfg) * step_seconds_model
     if cfg.task == "navigation":
         eval_sequences = cfg.navigation.eval_batches * cfg.navigation.eval_batch_size
     elif cfg.task == "adding":
         eval_sequences = cfg.adding.eval_batches * cfg.adding.eval_batch_size
     else:  # validation split ~ 1/10 of the training tokens, in BPTT windows
         eval_sequences = WIKITEXT2_TRAIN_TOKENS // 10 // cfg.language.bptt
-    evaluation = epochs * _step_seconds(eval_sequences * forward, time_steps, layers) / 3.0
+    if step_seconds is None:
+        evaluation = epochs * _step_seconds(eval_sequences * forward, time_steps, layers) / 3.0
+    else:
+        evaluation = epochs * step_seconds_model * eval_sequences / cfg.train.batch_size / 3.0
     return train + evaluation
 
 
-def estimate_gpu_hours(configs: list[RunConfig]) -> float:
-    """Estimated GPU hours of training every config in ``configs`` once (one GPU per run)."""
-    return sum(run_seconds(c) for c in configs) / 3600.0
+def estimate_gpu_hours(configs: list[RunConfig], step_seconds: float | None = None) -> float:
+    """Estimated GPU hours of training every config in ``configs`` once (one GPU per run).
+
+    ``step_seconds``: one measured training-step time used for every config (see
+    :func:`run_seconds`); meaningful for configs that share a model size.
+    """
+    return sum(run_seconds(c, step_seconds) for c in configs) / 3600.0
 
 
 def assumptions_text() -> str:

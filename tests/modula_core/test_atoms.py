@@ -402,6 +402,7 @@ def test_functional_attention_matches_a_brute_force_loop(causal: bool) -> None:
         FunctionalAttention()([q, k], Vector())
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_atoms_on_cuda() -> None:
     for atom, x in [

@@ -438,6 +438,7 @@ def test_regularize_is_decoupled_decay():
         torch.testing.assert_close(a, 0.9 * b)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
 def test_cuda_fused_matches_loop(nonlinearity):

@@ -138,6 +138,7 @@ def test_to_changes_dtype_and_keeps_leaves() -> None:
     torch.testing.assert_close(d[0], w[0].detach().double())
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_to_cuda_round_trip() -> None:
     w = Vector(_tensors(0))

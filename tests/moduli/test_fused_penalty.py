@@ -494,3 +494,25 @@ def test_learning_the_embedding_follows_the_autograd_path():
     for a, b in zip(trajectories["autograd"], trajectories["fused"]):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
     assert not torch.equal(trajectories["fused"][0], Torus().random(16, generator=torch.Generator().manual_seed(14), dtype=torch.float64))
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("manifold_name", ["torus", "klein", "sphere", "mixed"])
+def test_fused_on_cuda_equals_autograd_on_cpu(manifold_name):
+    manifold = get_manifold(manifold_name)
+    gen = torch.Generator().manual_seed(15)
+    n = 300
+    points = manifold.random(n, generator=gen, dtype=torch.float64)
+    weight = torch.randn(n, n, generator=gen, dtype=torch.float64)
+    want = _reference(_learned(manifold, DoG(), points), weight)
+    reg = _learned(manifold, DoG(), points).to("cuda")
+    reg.penalty_path = "fused"
+    got = _fused(reg, weight.cuda())
+    assert got[0].device.type == "cuda" and reg.embedding.device.type == "cuda"
+    _assert_same(tuple(t.cpu() for t in got), want, 1e-9, f"cuda {manifold_name}")

@@ -651,6 +651,7 @@ def test_registry_errors():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_cuda(name):

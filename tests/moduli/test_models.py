@@ -301,6 +301,7 @@ def test_models_train_one_step_with_riemannian_optimizer():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_models_on_cuda_match_cpu():
     torch.manual_seed(5)

@@ -582,6 +582,7 @@ def test_torch_prune_round_trip():
 # ----------------------------------------------------------------------------- CUDA
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_large_masks_and_pruner():
     device = torch.device("cuda")

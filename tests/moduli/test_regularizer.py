@@ -389,6 +389,7 @@ def test_points_of_wrong_shape():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("learn", [False, True])
 def test_cuda_penalty_matches_cpu(learn):

@@ -302,6 +302,19 @@ def test_forward_flop_count_matches_torch_flop_counter():
     assert estimate_gpu_hours([lottery]) == pytest.approx(2 * estimate_gpu_hours([plain]))
 
 
+def test_estimate_from_a_measured_step_time():
+    """Training steps x the measured step, plus evaluation at a third of a step per batch of sequences."""
+    cfg = load_config(["configs/navigation.yaml"])  # 30 epochs x 1000 steps, batch 200, 5 x 200 eval sequences
+    hours = estimate_gpu_hours([cfg], step_seconds=0.05)
+    assert hours == pytest.approx((30 * 1000 * 0.05 + 30 * 0.05 * 1000 / 200 / 3) / 3600)
+    lottery = load_config(["configs/navigation.yaml"], ["pruning.lottery=true"])
+    assert estimate_gpu_hours([lottery, cfg], step_seconds=0.05) == pytest.approx(3 * hours)
+    assert estimate_gpu_hours([cfg], step_seconds=0.05) != pytest.approx(estimate_gpu_hours([cfg]))
+    for bad in (0.0, -1.0, "fast", True):
+        with pytest.raises(ValueError, match="step_seconds"):
+            estimate_gpu_hours([cfg], step_seconds=bad)
+
+
 # ---------------------------------------------------------------- end to end
 def _tables(out: Path) -> dict[str, bytes]:
     return {name: (out / name).read_bytes() for name in ("table.md", "table.tex", "table.csv", "runs.csv")}

@@ -123,6 +123,7 @@ def test_trajectory_bad_arguments() -> None:
         TrajectoryGenerator(seq_len=2.5)  # type: ignore[arg-type]
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_trajectories_on_cuda() -> None:
     g = torch.Generator(device="cuda").manual_seed(0)
