@@ -516,3 +516,22 @@ def test_fused_on_cuda_equals_autograd_on_cpu(manifold_name):
     got = _fused(reg, weight.cuda())
     assert got[0].device.type == "cuda" and reg.embedding.device.type == "cuda"
     _assert_same(tuple(t.cpu() for t in got), want, 1e-9, f"cuda {manifold_name}")
+
+
+
+def test_retain_graph_and_the_incoming_gradient():
+    """As on the autograd path: a retained graph can be differentiated again, and the incoming
+    gradient scales both gradients."""
+    gen = torch.Generator().manual_seed(16)
+    n = 7
+    reg = ModuliRegularizer(Torus(), n, DoG(), learn_embedding=True, generator=gen)
+    reg.penalty_path = "fused"
+    weight = torch.randn(n, n, generator=gen, requires_grad=True)
+    value = reg(weight)
+    (3.0 * value).backward(retain_graph=True)
+    value.backward()
+    g_w, g_x = weight.grad.clone(), reg.embedding.grad.clone()
+    weight.grad, reg.embedding.grad = None, None
+    reg(weight).backward()
+    torch.testing.assert_close(g_w, 4.0 * weight.grad)
+    torch.testing.assert_close(g_x, 4.0 * reg.embedding.grad)
