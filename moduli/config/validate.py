@@ -156,12 +156,17 @@ _ONE_LAYER_TASKS: tuple[str, ...] = ("navigation", "adding")
 
 
 def _check_model_for_task(cfg: RunConfig) -> None:
-    """Refuse model keys that the task's model does not have."""
+    """Refuse keys that act on parts the task's model does not have."""
     model = cfg.model
     if cfg.task in _ONE_LAYER_TASKS and model.num_layers != 1:
         raise config_error(
             f"model.num_layers = {model.num_layers} is not used by task {cfg.task!r}: its model has one recurrent "
             "layer (as in the paper); allowed: 1"
+        )
+    if cfg.task != "language" and cfg.regularizer.extra_l1 != 0:
+        raise config_error(
+            f"regularizer.extra_l1 = {cfg.regularizer.extra_l1} is not used by task {cfg.task!r}: it penalises the "
+            "language model's embedding, decoder and input matrices; allowed: 0"
         )
     if cfg.task in _ONE_LAYER_TASKS and model.dropout != 0:
         raise config_error(
