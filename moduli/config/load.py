@@ -39,6 +39,7 @@ __all__ = [
     "config_hash",
     "hashed_content",
     "HASH_EXCLUDED",
+    "HASH_OMITTED_AT_DEFAULT",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -48,6 +49,16 @@ PathLike = Union[str, "os.PathLike[str]"]
 # whether missing data may be downloaded. The sections of the tasks a run does not train, and
 # model.embedding_size outside the language task, are left out as well (see hashed_content).
 HASH_EXCLUDED: tuple[str, ...] = ("out_dir", "train.log_every", "train.checkpoint_every", "language.download")
+# Keys added after run directories were published: left out of config_hash while they hold their
+# schema default (the behaviour every earlier run had), so those runs keep their hashes; any other
+# value is hashed like every key. A key added later that changes results belongs here too.
+HASH_OMITTED_AT_DEFAULT: tuple[str, ...] = (
+    "navigation.place_cell_tuning",
+    "navigation.start_tuning",
+    "navigation.velocity_units",
+    "model.recurrent_init",
+    "model.recurrent_init_scale",
+)
 
 _KEY_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _RESOLVER_RE = re.compile(r"\$\{[^}]*:")  # "${name:" starts a resolver call, e.g. ${oc.env:HOME}
@@ -347,16 +358,19 @@ def config_to_yaml(cfg: RunConfig) -> str:
 def hashed_content(cfg: RunConfig) -> dict[str, Any]:
     """The part of the config that determines results (what :func:`config_hash` digests).
 
-    Drops :data:`HASH_EXCLUDED`, the sections of the tasks other than ``cfg.task``, and
-    ``model.embedding_size`` unless the task is language.
+    Drops :data:`HASH_EXCLUDED`, the keys of :data:`HASH_OMITTED_AT_DEFAULT` that hold their
+    default, the sections of the tasks other than ``cfg.task``, and ``model.embedding_size``
+    unless the task is language.
     """
     data = config_to_dict(cfg)
-    for key in HASH_EXCLUDED:
+    defaults = config_to_dict(RunConfig(task=cfg.task))
+    for key in HASH_EXCLUDED + HASH_OMITTED_AT_DEFAULT:
         *parents, leaf = key.split(".")
-        node = data
+        node, default = data, defaults
         for part in parents:
-            node = node[part]
-        node.pop(leaf, None)
+            node, default = node[part], default[part]
+        if key in HASH_EXCLUDED or node.get(leaf) == default[leaf]:
+            node.pop(leaf, None)
     for task in TASKS:
         if task != cfg.task:
             data.pop(task, None)

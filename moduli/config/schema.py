@@ -17,6 +17,8 @@ __all__ = [
     "MANIFOLD_NAMES",
     "SMOOTH_MANIFOLDS",
     "INHIBITOR_NAMES",
+    "PLACE_CELL_TUNINGS",
+    "RECURRENT_INITS",
     "NavigationConfig",
     "AddingConfig",
     "LanguageConfig",
@@ -33,6 +35,8 @@ MANIFOLD_NAMES: tuple[str, ...] = ("torus", "torus6", "klein", "circle", "sphere
 # Manifolds with a smooth (Riemannian) structure, on which an embedding can be learned.
 SMOOTH_MANIFOLDS: frozenset[str] = frozenset(MANIFOLD_NAMES)
 INHIBITOR_NAMES: tuple[str, ...] = ("dog", "diffusion", "ripple", "gaussian", "identity", "constant")
+PLACE_CELL_TUNINGS: tuple[str, ...] = ("dog", "gaussian")  # as moduli.tasks.place_cells.TUNINGS
+RECURRENT_INITS: tuple[str, ...] = ("default", "identity", "orthogonal", "he_uniform")  # moduli.models.recurrent_init
 
 
 def _choice(default: Any, allowed: tuple[Any, ...]) -> Any:
@@ -64,6 +68,13 @@ class NavigationConfig:
     eval_batches: int = _ranged(5, ge=1)  # fresh batches drawn for each evaluation
     eval_batch_size: int = _ranged(200, ge=1)  # trajectories per evaluation batch
     place_cell_seed: int = 0  # seed of the fixed place-cell centres (independent of train.seed)
+    # tuning of the place cells (targets and start state): dog (difference of Gaussians, the
+    # paper; nearly uniform at sigma 0.12) or gaussian (softmax of -d^2 / (2 sigma^2), peaked)
+    place_cell_tuning: str = _choice("dog", PLACE_CELL_TUNINGS)
+    # tuning of the start state encoder(cells(start)) alone: same (as place_cell_tuning), dog or gaussian
+    start_tuning: str = _choice("same", ("same",) + PLACE_CELL_TUNINGS)
+    # velocity input: per_step (metres per step, the paper) or per_second (per_step / dt, dt = 0.02 s)
+    velocity_units: str = _choice("per_step", ("per_step", "per_second"))
 
 
 @dataclass
@@ -99,6 +110,10 @@ class ModelConfig:
     bias: bool = False  # bias vectors in the recurrent layers
     embedding_size: int = _ranged(650, ge=1)  # token embedding width (language task only)
     dropout: float = _ranged(0.0, ge=0, lt=1)  # dropout probability between layers
+    # initialisation of every W_hh: default (torch's U(-1/sqrt(N), 1/sqrt(N)), the paper),
+    # identity (scale * I), orthogonal (random, gain scale), he_uniform (U(-sqrt(6/N), sqrt(6/N)))
+    recurrent_init: str = _choice("default", RECURRENT_INITS)
+    recurrent_init_scale: float = _ranged(1.0, gt=0)  # factor of an identity or orthogonal W_hh
 
 
 @dataclass

@@ -207,6 +207,13 @@ def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig
             "pruning.lottery = true needs a pruning mask but pruning.method = 'none'; "
             "allowed: lottery: false, or method: magnitude, random or moduli"
         )
+    model = cfg.model
+    if model.recurrent_init_scale != 1.0 and model.recurrent_init not in ("identity", "orthogonal"):
+        raise config_error(
+            f"model.recurrent_init_scale = {model.recurrent_init_scale} only applies to recurrent_init identity or "
+            f"orthogonal, not {model.recurrent_init!r}; allowed: recurrent_init_scale: 1.0, or recurrent_init: "
+            "identity or orthogonal"
+        )
     if len(cfg.optim.betas) != 2 or not all(0 <= b < 1 for b in cfg.optim.betas):
         raise config_error(
             f"optim.betas = {show_value(list(cfg.optim.betas))} is out of range; allowed: two numbers in [0, 1)"

@@ -20,6 +20,9 @@ class RNNLanguageModel(RecurrentModel):
         dropout: between layers and on the embedding/decoder inputs (0 in the paper).
         regularizer: factory of one moduli regulariser per layer.
         bias: biases in the recurrent layers (torch.nn.RNN's default); the decoder always has one.
+        recurrent_init: rule for every layer's W_hh ("default", "identity", "orthogonal", "he_uniform"; see
+            :mod:`moduli.models.recurrent_init`).
+        recurrent_init_scale: factor of an identity or orthogonal W_hh.
     """
 
     def __init__(
@@ -32,12 +35,15 @@ class RNNLanguageModel(RecurrentModel):
         dropout: float = 0.0,
         regularizer: RegularizerFactory | None = None,
         bias: bool = True,
+        recurrent_init: str = "default",
+        recurrent_init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_size)  # token -> vector
         self.drop = nn.Dropout(dropout)
         self.rnn = ElmanStack(
-            embedding_size, hidden_size, num_layers, nonlinearity, bias=bias, dropout=dropout, regularizer=regularizer
+            embedding_size, hidden_size, num_layers, nonlinearity, bias=bias, dropout=dropout,
+            regularizer=regularizer, recurrent_init=recurrent_init, recurrent_init_scale=recurrent_init_scale,
         )
         self.decoder = nn.Linear(hidden_size, vocab_size)  # hidden -> next-token logits
         self.PRUNABLE = ("embedding.weight", "decoder.weight") + tuple(

@@ -262,14 +262,12 @@ class _BatchedGroup:
         if self.cfg.task == "adding":
             pairs = [task.problem.sample(task.batch_size, generator=task.generator, device=task.device) for task in tasks]
             return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-        trajectories = [
-            task.trajectories.sample(task.batch_size, generator=task.generator, device=task.device) for task in tasks
+        # each run's inputs and targets as its own task makes them (tuning, velocity units)
+        runs = [
+            task.model_inputs(task.trajectories.sample(task.batch_size, generator=task.generator, device=task.device))
+            for task in tasks
         ]
-        cells = tasks[0].place_cells  # the same fixed population for every seed
-        velocity = torch.stack([tr.velocity for tr in trajectories])
-        start = cells.activation(torch.stack([tr.start for tr in trajectories]))
-        target = cells.activation(torch.stack([tr.position for tr in trajectories]))
-        return velocity, start, target
+        return tuple(torch.stack(parts) for parts in zip(*runs))
 
     def _losses(self) -> Tensor:
         """(K,) training losses of one fresh batch per run, as the unbatched tasks compute them."""

@@ -11,6 +11,7 @@ import pytest
 
 from moduli.config import (
     HASH_EXCLUDED,
+    HASH_OMITTED_AT_DEFAULT,
     RunConfig,
     TrainConfig,
     config_from_dict,
@@ -56,6 +57,9 @@ def test_navigation_paper_values():
     assert (c.pruning.method, c.pruning.scope, c.pruning.schedule, c.pruning.target) == (
         "magnitude", "global", "linear", 0.9)
     assert (c.navigation.num_place_cells, c.navigation.place_cell_sigma, c.navigation.seq_len) == (512, 0.12, 50)
+    assert (c.navigation.place_cell_tuning, c.navigation.start_tuning, c.navigation.velocity_units) == (
+        "dog", "same", "per_step")
+    assert (c.model.recurrent_init, c.model.recurrent_init_scale) == ("default", 1.0)
 
 
 def test_adding_paper_values():
@@ -174,6 +178,14 @@ BAD_VALUES = [
     ({"model": {"hidden_size": {"a": 1}}}, "model.hidden_size is a value, not a section"),
     ({"model": {"dropout": 1.0}}, "model.dropout = 1.0 is out of range; allowed: 0 <= dropout < 1"),
     ({"model": {"nonlinearity": "sigmoid"}}, "model.nonlinearity = 'sigmoid'"),
+    ({"model": {"recurrent_init": "eye"}}, "model.recurrent_init = 'eye' is not an allowed choice; allowed: default, identity, orthogonal, he_uniform"),
+    ({"model": {"recurrent_init": "he-uniform"}}, "(did you mean 'he_uniform'?)"),
+    ({"model": {"recurrent_init_scale": 0}}, "model.recurrent_init_scale = 0.0 is out of range; allowed: recurrent_init_scale > 0"),
+    ({"model": {"recurrent_init_scale": 0.9}}, "model.recurrent_init_scale = 0.9 only applies to recurrent_init identity or orthogonal, not 'default'"),
+    ({"model": {"recurrent_init": "he_uniform", "recurrent_init_scale": 2}}, "not 'he_uniform'"),
+    ({"navigation": {"place_cell_tuning": "mexican_hat"}}, "navigation.place_cell_tuning = 'mexican_hat' is not an allowed choice; allowed: dog, gaussian"),
+    ({"navigation": {"start_tuning": "gauss"}}, "navigation.start_tuning = 'gauss' is not an allowed choice; allowed: same, dog, gaussian"),
+    ({"navigation": {"velocity_units": "per_sec"}}, "navigation.velocity_units = 'per_sec' is not an allowed choice; allowed: per_step, per_second"),
     ({"optim": {"lr": 0}}, "optim.lr = 0.0 is out of range; allowed: lr > 0"),
     ({"optim": {"lr": float("nan")}}, "optim.lr = nan is not a finite number"),
     ({"optim": {"grad_clip": -1}}, "optim.grad_clip = -1.0 is out of range"),
@@ -260,9 +272,22 @@ def test_yaml_round_trip(tmp_path):
     assert config_to_dict(c)["pruning"]["parameters"] == ["rnn.weight_hh_l0", "decoder.weight"]
 
 
+# Keys added after run hashes were published, with the value every earlier run had.
+_LATER_KEYS_AT_DEFAULT = {
+    ("navigation", "place_cell_tuning"): "dog",
+    ("navigation", "start_tuning"): "same",
+    ("navigation", "velocity_units"): "per_step",
+    ("model", "recurrent_init"): "default",
+    ("model", "recurrent_init_scale"): 1.0,
+}
+
+
 def _independent_hash(cfg: RunConfig) -> str:
     data = dataclasses.asdict(cfg)
     del data["out_dir"], data["train"]["log_every"], data["train"]["checkpoint_every"], data["language"]["download"]
+    for (section, key), default in _LATER_KEYS_AT_DEFAULT.items():
+        if data[section][key] == default:
+            del data[section][key]
     for task in ("navigation", "adding", "language"):
         if task != cfg.task:
             del data[task]
@@ -300,3 +325,49 @@ def test_hash_ignores_cosmetic_fields_and_follows_result_fields():
         {"pruning": {"parameters": ["a"]}},
     ]:
         assert config_hash(config_from_dict({**base, **different})) != h, different
+
+
+# config_hash of the task files (alone and with configs/tiny.yaml), recorded before the keys of
+# _LATER_KEYS_AT_DEFAULT existed: the run directories made then keep their names.
+_PUBLISHED_HASHES = {
+    "navigation": ("62d27b4790f9", "a320c0377b20"),
+    "adding": ("b4ce31974171", "e67fc009ee0d"),
+    "language": ("fc0444beabf3", "92c7dad58693"),
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASK_FILES))
+def test_later_keys_at_their_default_keep_the_published_hashes(task):
+    alone, tiny = _PUBLISHED_HASHES[task]
+    assert config_hash(load_config([TASK_FILES[task]])) == alone
+    assert config_hash(load_config([TASK_FILES[task], CONFIGS / "tiny.yaml"])) == tiny
+    assert {".".join(k) for k in _LATER_KEYS_AT_DEFAULT} == set(HASH_OMITTED_AT_DEFAULT)
+    # the default written out explicitly is the same run
+    explicit = [f"{'.'.join(k)}={v}" for k, v in _LATER_KEYS_AT_DEFAULT.items()]
+    assert config_hash(load_config([TASK_FILES[task]], explicit)) == alone
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "navigation.place_cell_tuning=gaussian",
+        "navigation.start_tuning=gaussian",
+        "navigation.start_tuning=dog",  # same behaviour as "same" under DoG targets, but spelled apart
+        "navigation.velocity_units=per_second",
+        "model.recurrent_init=identity",
+        "model.recurrent_init=orthogonal",
+        "model.recurrent_init=he_uniform",
+    ],
+)
+def test_later_keys_off_their_default_change_the_hash(override):
+    base = load_config([TASK_FILES["navigation"]])
+    changed = load_config([TASK_FILES["navigation"]], [override])
+    assert config_hash(changed) != config_hash(base)
+    assert config_hash(changed) == _independent_hash(changed)
+
+
+def test_recurrent_init_scale_off_its_default_changes_the_hash():
+    identity = load_config([TASK_FILES["adding"]], ["model.recurrent_init=identity"])
+    scaled = load_config([TASK_FILES["adding"]], ["model.recurrent_init=identity", "model.recurrent_init_scale=0.5"])
+    assert config_hash(scaled) != config_hash(identity)
+    assert config_hash(scaled) == _independent_hash(scaled)
