@@ -20,7 +20,8 @@ stacked weights no longer fit in cache as one run's do, so the gain comes from f
 calls and is large only when those dominate (small N or batch); see
 experiments/benchmarks/batched_seeds.py.
 
-Supported: the ``adding`` and ``navigation`` tasks; regulariser ``none``/``moduli``/``l1``/
+Supported: the ``adding`` and ``navigation`` tasks (every place-cell tuning, velocity unit and
+W_hh initialisation: the inputs and targets come from each run's own task); regulariser ``none``/``moduli``/``l1``/
 ``mean_matched_l1`` with a fixed embedding (``permute`` included); pruning ``none``/``magnitude``/
 ``random`` (any scope, schedule and parameter list); optimisers ``adamw``/``adam``/``sgd``; gradient
 clipping (each run by its own gradient norm); fp32 on CPU or CUDA. Anything else (the language

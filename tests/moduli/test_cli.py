@@ -66,6 +66,11 @@ ERROR_CASES = [
     ("unknown recipe", ["regularizer=torus_dogg"], "'torus_dogg' is not a regularizer recipe (did you mean 'torus_dog'?)"),
     ("key of another task", ["navigation.seq_len=12"], "navigation.seq_len applies to task 'navigation', but this run"),
     ("layers the model lacks", ["model.num_layers=2"], "model.num_layers = 2 is not used by task 'adding'"),
+    ("unknown W_hh init", ["model.recurrent_init=eye"], "model.recurrent_init = 'eye' is not an allowed choice"),
+    ("init scale without identity", ["model.recurrent_init_scale=0.5"], "model.recurrent_init_scale = 0.5 only applies"),
+    ("unknown tuning", ["navigation.place_cell_tuning=mexican"], "navigation.place_cell_tuning = 'mexican' is not an"),
+    ("unknown start tuning", ["navigation.start_tuning=flat"], "navigation.start_tuning = 'flat' is not an allowed"),
+    ("unknown velocity units", ["navigation.velocity_units=cm"], "navigation.velocity_units = 'cm' is not an allowed"),
 ]
 
 
