@@ -44,11 +44,22 @@ def scale_text(cfg: RunConfig) -> str:
     steps = "a full pass" if t.steps_per_epoch is None else f"{t.steps_per_epoch} steps"
     parts = [f"hidden {m.hidden_size}" + (f" x {m.num_layers} layers" if m.num_layers > 1 else "")]
     if cfg.task == "navigation":
-        parts.append(f"{cfg.navigation.num_place_cells} place cells, {cfg.navigation.seq_len} steps per trajectory")
+        nav = cfg.navigation
+        parts.append(f"{nav.num_place_cells} place cells, {nav.seq_len} steps per trajectory")
+        # the recipe options, named only off the paper's defaults (earlier captions stay as they were)
+        if nav.place_cell_tuning != "dog":
+            parts.append(f"{nav.place_cell_tuning} place-cell tuning")
+        if nav.start_tuning != "same":
+            parts.append(f"{nav.start_tuning} start state")
+        if nav.velocity_units != "per_step":
+            parts.append(f"velocity {nav.velocity_units.replace('_', ' ')}")
     elif cfg.task == "adding":
         parts.append(f"sequence length {cfg.adding.seq_len}")
     else:
         parts.append(f"embedding {m.embedding_size}, BPTT {cfg.language.bptt}")
+    if m.recurrent_init != "default":
+        scale = f" x {m.recurrent_init_scale:g}" if m.recurrent_init_scale != 1.0 else ""
+        parts.append(f"{m.recurrent_init.replace('_', '-')}{scale} W_hh initialisation")
     parts.append(f"batch {t.batch_size}, {t.epochs} epoch{'s' if t.epochs != 1 else ''} x {steps}, {o.name} lr {o.lr:g}")
     parts.append(f"regulariser strength {cfg.regularizer.strength:g}, {cfg.pruning.schedule} pruning schedule")
     return ", ".join(parts)

@@ -187,6 +187,24 @@ def test_caption_states_the_pruning_scope(scope, phrase):
     assert f"{other} magnitude pruning" not in caption
 
 
+def test_caption_names_the_recipe_options_only_off_their_defaults():
+    from moduli.reproduce.render import scale_text
+
+    preset = load_preset("navigation", "cpu")
+    cfg = load_config(list(preset.configs), list(preset.overrides))
+    assert scale_text(cfg) == (
+        "hidden 256, 256 place cells, 20 steps per trajectory, batch 32, 7 epochs x 100 steps, adamw lr 0.003, "
+        "regulariser strength 0.1, linear pruning schedule"
+    )  # the committed cpu table's caption, unchanged
+    options = ["navigation.place_cell_tuning=gaussian", "navigation.start_tuning=dog",
+               "navigation.velocity_units=per_second", "model.recurrent_init=identity", "model.recurrent_init_scale=0.9"]
+    text = scale_text(load_config(list(preset.configs), list(preset.overrides) + options))
+    assert ("256 place cells, 20 steps per trajectory, gaussian place-cell tuning, dog start state, "
+            "velocity per second, identity x 0.9 W_hh initialisation, batch 32") in text
+    adding = load_config([PROJECT_ROOT / "configs" / "adding.yaml"], ["model.recurrent_init=he_uniform"])
+    assert "sequence length 50, he-uniform W_hh initialisation, batch 32" in scale_text(adding)
+
+
 # ---------------------------------------------------------------- aggregation on synthetic runs
 def _fake_summary(task: str, value: float, pruned: float | None) -> dict:
     summary = {"task": task, "metric": "error_cm", "value": value, "valid": {"error_cm": value},
