@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import math
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -52,7 +53,7 @@ from moduli.config.schema import OptimConfig
 from moduli.errors import ConfigError
 from moduli.reproduce.presets import PROJECT_ROOT
 from moduli.run_dir import RunDir
-from moduli.sweep import parse_seeds, run_sweep
+from moduli.sweep import format_override_value, parse_seeds, run_sweep
 from moduli.training.tasks import navigation_baselines
 
 CONFIGS = tuple(
@@ -142,13 +143,19 @@ class Recipe:
     def optim(self) -> str:
         return f"{self.optimiser}@{self.lr:g}"
 
+    def settings(self) -> dict[str, str | float]:
+        """The config keys the grid varies -> this recipe's values."""
+        return {
+            "navigation.place_cell_tuning": self.tuning, "model.recurrent_init": self.init,
+            "navigation.velocity_units": self.velocity, "optim.lr": self.lr,
+        }
+
+    def fixed(self) -> list[str]:
+        """The overrides shared by every recipe of this optimiser: plain, no decay, no clipping."""
+        return [f"optim.name={self.optimiser}", "optim.weight_decay=0.0", "optim.grad_clip=null"]
+
     def overrides(self) -> list[str]:
-        """The recipe's overrides, the learning rate last."""
-        return [
-            f"navigation.place_cell_tuning={self.tuning}", f"model.recurrent_init={self.init}",
-            f"navigation.velocity_units={self.velocity}", f"optim.name={self.optimiser}",
-            "optim.weight_decay=0.0", "optim.grad_clip=null", f"optim.lr={self.lr!r}",
-        ]
+        return self.fixed() + [f"{key}={format_override_value(value)}" for key, value in self.settings().items()]
 
 
 def parse_optim(text: str) -> tuple[str, float]:
@@ -228,6 +235,29 @@ def run_config_of(recipe: Recipe, seed: int, base: Sequence[str]) -> RunConfig:
     return load_config(list(CONFIGS), [*base, *recipe.overrides(), f"train.seed={seed}"])
 
 
+def sweep_calls(recipes: Sequence[Recipe]) -> list[tuple[list[str], dict[str, list], list[Recipe]]]:
+    """(fixed overrides, grid, recipes) of the run_sweep calls that train ``recipes``: one call per
+    optimiser when its recipes form a full grid (one process pool for all of them), else one per
+    recipe group that differs only in the learning rate."""
+    by_optimiser: dict[str, list[Recipe]] = {}
+    for recipe in recipes:
+        by_optimiser.setdefault(recipe.optimiser, []).append(recipe)
+    calls = []
+    for members in by_optimiser.values():
+        grid = {key: list(dict.fromkeys(r.settings()[key] for r in members)) for key in members[0].settings()}
+        if math.prod(len(values) for values in grid.values()) == len(members):
+            calls.append((members[0].fixed(), grid, members))
+            continue
+        groups: dict[tuple[str, ...], list[Recipe]] = {}
+        for recipe in members:
+            groups.setdefault((recipe.tuning, recipe.init, recipe.velocity), []).append(recipe)
+        for group in groups.values():
+            grid = {key: [value] for key, value in group[0].settings().items()}
+            grid["optim.lr"] = [r.lr for r in group]
+            calls.append((group[0].fixed(), grid, group))
+    return calls
+
+
 def train(
     recipes: Sequence[Recipe],
     seeds: Sequence[int],
@@ -235,22 +265,17 @@ def train(
     jobs: int,
     log: Callable[[str], None] = print,
 ) -> None:
-    """Train (or resume, or read back) every recipe x seed: one run_sweep per recipe group that
-    differs only in the learning rate, its cells (lr x seed) spread over ``jobs`` processes."""
-    groups: dict[tuple[str, ...], list[Recipe]] = {}
-    for recipe in recipes:
-        groups.setdefault((recipe.tuning, recipe.init, recipe.velocity, recipe.optimiser), []).append(recipe)
-    for i, members in enumerate(groups.values(), 1):
+    """Train (or resume, or read back) every recipe x seed through run_sweep, its cells spread
+    over ``jobs`` processes."""
+    calls = sweep_calls(recipes)
+    for i, (fixed, grid, members) in enumerate(calls, 1):
         started = time.perf_counter()
-        fixed = members[0].overrides()[:-1]  # everything but the learning rate
-        table = run_sweep(
-            list(CONFIGS), {"optim.lr": [r.lr for r in members]}, list(seeds), jobs=jobs,
-            base_overrides=[*base, *fixed],
-        )
+        table = run_sweep(list(CONFIGS), grid, list(seeds), jobs=jobs, base_overrides=[*base, *fixed])
         failed = int((table["status"] != "finished").sum())
+        names = members[0].name if len(members) == 1 else f"{len(members)} {members[0].optimiser} recipes"
         log(
-            f"[{i}/{len(groups)}] {members[0].name.rsplit('@', 1)[0]}@{','.join(f'{r.lr:g}' for r in members)}: "
-            f"{len(table)} runs in {time.perf_counter() - started:.0f} s" + (f", {failed} failed" if failed else "")
+            f"[{i}/{len(calls)}] {names}: {len(table)} runs in {time.perf_counter() - started:.0f} s"
+            + (f", {failed} failed" if failed else "")
         )
 
 

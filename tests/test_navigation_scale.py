@@ -163,3 +163,19 @@ def test_list_prints_the_selected_recipes(capsys):
     assert ns.main(["--list", "--grid", "tuning=gaussian", "--grid", "optim=adam@3e-3", "--recipes", "*-per_second-*"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[:-1] == [f"gaussian-{i}-per_second-adam@0.003" for i in ("default", "identity", "he_uniform", "orthogonal")]
+
+
+@pytest.mark.parametrize("patterns", [(), ("gaussian-identity-*", "dog-default-per_step-*"), ("*-per_second-adam@*",)])
+def test_sweep_calls_train_exactly_the_selected_recipes(patterns):
+    import itertools
+
+    selected = ns.recipes_of(ns.DEFAULT_GRID, patterns)
+    trained = []
+    for fixed, grid, members in ns.sweep_calls(selected):
+        optimiser = fixed[0].removeprefix("optim.name=")
+        call = [ns.Recipe(t, i, v, optimiser, lr).name for t, i, v, lr in itertools.product(*grid.values())]
+        assert sorted(call) == sorted(r.name for r in members)  # the call trains what it says
+        trained += call
+    assert sorted(trained) == sorted(r.name for r in selected)  # nothing missing, nothing extra
+    if not patterns:
+        assert len(ns.sweep_calls(selected)) == 2  # one process pool per optimiser
