@@ -139,10 +139,6 @@ class Recipe:
     def name(self) -> str:
         return f"{self.tuning}-{self.init}-{self.velocity}-{self.optimiser}@{self.lr:g}"
 
-    @property
-    def optim(self) -> str:
-        return f"{self.optimiser}@{self.lr:g}"
-
     def settings(self) -> dict[str, str | float]:
         """The config keys the grid varies -> this recipe's values."""
         return {
