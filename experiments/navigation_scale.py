@@ -368,7 +368,8 @@ def draw(curves: pd.DataFrame, references: pd.DataFrame, out_dir: Path) -> list[
     refs = references.groupby("tuning")[list(REFERENCES)].mean()
     ref_style = {"start": ("0.35", "--"), "centre": ("0.1", ":"), "true": ("tab:green", "-.")}
     with style():
-        fig, axes = new_figure(len(rows), len(cols), panel_size=(3.6, 2.6), sharex=True, sharey=True)
+        width = max(3.6, 7.2 / len(cols))  # at least 7.2 inches in all: room for the legend
+        fig, axes = new_figure(len(rows), len(cols), panel_size=(width, 2.6), sharex=True, sharey=True)
         for i, optim in enumerate(rows):
             for j, panel in enumerate(cols):
                 ax = axes[i][j]
@@ -389,7 +390,7 @@ def draw(curves: pd.DataFrame, references: pd.DataFrame, out_dir: Path) -> list[
 
         handles = [Line2D([], [], color=palette[i], label=f"W_hh {i}") for i in inits]
         handles += [Line2D([], [], color=c, linestyle=d, label=REFERENCES[k]) for k, (c, d) in ref_style.items()]
-        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8)
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 2 * len(cols), 4), fontsize=8)
         fig.suptitle("Dense navigation learning curves (mean over seeds, band: their range)", fontsize=9)
         return save_figure(fig, out_dir, FIGURE)
 
