@@ -45,6 +45,9 @@ EFFECTS: dict[tuple[str | None, str], tuple[list[str], str]] = {
     ("navigation", "navigation.eval_batches"): ([], "2"),
     ("navigation", "navigation.eval_batch_size"): ([], "20"),
     ("navigation", "navigation.place_cell_seed"): ([], "1"),
+    ("navigation", "navigation.place_cell_tuning"): ([], "gaussian"),
+    ("navigation", "navigation.start_tuning"): ([], "gaussian"),
+    ("navigation", "navigation.velocity_units"): ([], "per_second"),
     ("adding", "adding.seq_len"): ([], "12"),
     ("adding", "adding.eval_batches"): ([], "2"),
     ("adding", "adding.eval_batch_size"): ([], "40"),
@@ -63,6 +66,8 @@ EFFECTS: dict[tuple[str | None, str], tuple[list[str], str]] = {
     ("language", "model.bias"): ([], "false"),
     ("language", "model.embedding_size"): ([], "8"),
     (ANY, "model.dropout"): ([], "0.5"),  # refused by navigation and adding
+    (ANY, "model.recurrent_init"): ([], "orthogonal"),
+    (ANY, "model.recurrent_init_scale"): (["model.recurrent_init=identity"], "0.5"),
     (ANY, "regularizer.kind"): ([], "l1"),
     (ANY, "regularizer.manifold"): ([], "klein"),
     (ANY, "regularizer.inhibitor"): ([], "diffusion"),
