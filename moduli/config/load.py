@@ -43,10 +43,12 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 
 # Fields that never change a run's results, left out of config_hash: where the run is stored,
-# how often it logs, how often it checkpoints (a resumed run equals an uninterrupted one), and
-# whether missing data may be downloaded. The sections of the tasks a run does not train, and
+# how often it logs, how often it checkpoints (a resumed run equals an uninterrupted one),
+# whether missing data may be downloaded, and whether metrics are mirrored to TensorBoard. The sections of the tasks a run does not train, and
 # model.embedding_size outside the language task, are left out as well (see hashed_content).
-HASH_EXCLUDED: tuple[str, ...] = ("out_dir", "train.log_every", "train.checkpoint_every", "language.download")
+HASH_EXCLUDED: tuple[str, ...] = (
+    "out_dir", "train.log_every", "train.checkpoint_every", "language.download", "train.tensorboard",
+)
 
 _KEY_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _RESOLVER_RE = re.compile(r"\$\{[^}]*:")  # "${name:" starts a resolver call, e.g. ${oc.env:HOME}

@@ -165,6 +165,9 @@ class TrainConfig:
     precision: str = _choice("fp32", ("fp32", "bf16"))  # bf16 autocast needs CUDA
     checkpoint_every: int = _ranged(1, ge=1)  # epochs between checkpoints
     log_every: int = _ranged(100, ge=1)  # steps between logged training metrics
+    # True: also write the metrics records as TensorBoard scalars to <run dir>/tensorboard/
+    # (needs pip install "moduli[tensorboard]"; does not change the run hash)
+    tensorboard: bool = False
 
     @property
     def effective_seed(self) -> int:
