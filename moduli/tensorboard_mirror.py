@@ -4,7 +4,7 @@ Every metrics record becomes one scalar per numeric field, tagged ``<split>/<fie
 ``train/loss``, ``valid/error_cm``) at global step ``record["step"]``; ``step`` and ``split``
 themselves are not scalars. The events go to ``<run dir>/tensorboard/``, so
 ``tensorboard --logdir runs`` shows every run. Needs the ``tensorboard`` package
-(``pip install "moduli[tensorboard]"``).
+(the ``tensorboard`` extra: ``pip install -e ".[tensorboard]"``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .errors import DependencyError
 
 __all__ = ["INSTALL_HINT", "tensorboard_available", "scalars_of", "TensorBoardMirror"]
 
-INSTALL_HINT = 'pip install "moduli[tensorboard]"'
+INSTALL_HINT = 'pip install -e ".[tensorboard]" (the tensorboard extra, from the repository root)'
 
 
 def tensorboard_available() -> bool:

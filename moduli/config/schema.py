@@ -168,7 +168,7 @@ class TrainConfig:
     checkpoint_every: int = _ranged(1, ge=1)  # epochs between checkpoints
     log_every: int = _ranged(100, ge=1)  # steps between logged training metrics
     # True: also write the metrics records as TensorBoard scalars to <run dir>/tensorboard/
-    # (needs pip install "moduli[tensorboard]")
+    # (needs the tensorboard extra: pip install -e ".[tensorboard]")
     tensorboard: bool = False
 
     @property

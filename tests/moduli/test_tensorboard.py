@@ -67,12 +67,12 @@ def test_hash_is_the_same_with_and_without_tensorboard(tmp_path, task):
 
 def test_missing_package_is_a_config_error_naming_the_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tensorboard_mirror, "tensorboard_available", lambda: False)
-    with pytest.raises(ConfigError, match=r'train.tensorboard = true needs the tensorboard package.*moduli\[tensorboard\]'):
+    with pytest.raises(ConfigError, match=r'train.tensorboard = true needs the tensorboard package.*pip install -e "\.\[tensorboard\]"'):
         tiny(tmp_path, "adding", "train.tensorboard=true")
     assert tiny(tmp_path, "adding").train.tensorboard is False  # the default needs nothing
     code = main(["train", str(ROOT / "configs" / "adding.yaml"), TINY, "train.tensorboard=true", "--out-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and 'pip install "moduli[tensorboard]"' in err
+    assert code == 2 and err.count("\n") == 1 and 'pip install -e ".[tensorboard]"' in err
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
