@@ -27,8 +27,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
 from ..errors import ConfigError
-from .schema import RunConfig
-from .validate import closest, config_error, show_value, validate_config
+from ..resources import RECIPE_GROUPS, config_root, resolve_config
+from .schema import TASKS, RunConfig
+from .validate import closest, config_error, show_value, suggest, validate_config
 
 __all__ = [
     "load_config",
@@ -153,7 +154,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         if not path.is_dir() and _KEY_RE.match(str(path)) and path.suffix not in (".yaml", ".yml"):
             hint = f", or write an override as key=value (e.g. {path}=...)"  # a key whose '=' was forgotten
         raise config_error(
-            f"config file {str(path)!r} {where}; pass the path of a YAML file (e.g. configs/adding.yaml){hint}"
+            f"config file {str(path)!r} {where}; pass the path of a YAML file (e.g. configs/adding.yaml) "
+            f"or the name of a shipped config (e.g. adding, tiny, regularizer/l1){hint}"
         )
     try:
         text = path.read_text(encoding="utf-8")
@@ -268,9 +270,59 @@ def load_config(
     for p in paths:
         if not isinstance(p, (str, os.PathLike)):
             raise TypeError(f"config paths must be str or Path, got {type(p).__name__}: {p!r}")
-        layers.extend(_layers_of_file(Path(p), ()))
-    layers.extend(_override_layer(item) for item in overrides)
-    return _merge_layers(layers, check_hardware)
+        layers.extend(_layers_of_file(resolve_config(p), ()))
+    overridden: list[tuple[str, str]] = []  # (dotted key, source) of every key=value override
+    for item in overrides:
+        recipe = _recipe_file(item)
+        if recipe is not None:
+            layers.extend(_layers_of_file(recipe, ()))
+            continue
+        source, data = _override_layer(item)
+        layers.append((source, data))
+        overridden.extend((key, source) for key in _dotted_keys(data))
+    cfg = _merge_layers(layers, check_hardware)
+    for key, source in overridden:
+        owner = task_of_key(key)
+        if owner is not None and owner != cfg.task:
+            raise config_error(
+                f"{key} applies to task {owner!r}, but this run trains {cfg.task!r}, so it would have no effect "
+                f"(in {source}); remove it, or set task={owner}"
+            )
+    return cfg
+
+
+def task_of_key(key: str) -> str | None:
+    """The task a dotted key belongs to (``adding.seq_len`` -> adding), or None for a shared key."""
+    section = key.split(".", 1)[0]
+    if section in TASKS:
+        return section
+    return "language" if key == "model.embedding_size" else None
+
+
+def _dotted_keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            keys.extend(_dotted_keys(value, f"{prefix}{key}."))
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _recipe_file(item: Any) -> Path | None:
+    """The recipe YAML of a group override such as ``regularizer=torus_dog``; None for other overrides."""
+    if not isinstance(item, str) or "=" not in item:
+        return None
+    key, value = (part.strip() for part in item.split("=", 1))
+    if key not in RECIPE_GROUPS:
+        return None
+    recipes = sorted(p.stem for p in (config_root() / key).glob("*.yaml"))
+    if value not in recipes:
+        raise config_error(
+            f"override {item!r}: {value!r} is not a {key} recipe{suggest(value, recipes)}; allowed: "
+            f"{', '.join(recipes)} (or set single keys, e.g. {key}.{'kind' if key == 'regularizer' else 'method'}=...)"
+        )
+    return config_root() / key / f"{value}.yaml"
 
 
 def config_from_dict(
@@ -307,7 +359,7 @@ def hashed_content(cfg: RunConfig) -> dict[str, Any]:
         for part in parents:
             node = node[part]
         node.pop(leaf, None)
-    for task in ("navigation", "adding", "language"):
+    for task in TASKS:
         if task != cfg.task:
             data.pop(task, None)
     if cfg.task != "language":

@@ -151,6 +151,30 @@ def _check_device(device: str, precision: str, check_hardware: bool) -> None:
             )
 
 
+# Tasks whose model has exactly one recurrent layer (so no dropout between layers either).
+_ONE_LAYER_TASKS: tuple[str, ...] = ("navigation", "adding")
+
+
+def _check_model_for_task(cfg: RunConfig) -> None:
+    """Refuse keys that act on parts the task's model does not have."""
+    model = cfg.model
+    if cfg.task in _ONE_LAYER_TASKS and model.num_layers != 1:
+        raise config_error(
+            f"model.num_layers = {model.num_layers} is not used by task {cfg.task!r}: its model has one recurrent "
+            "layer (as in the paper); allowed: 1"
+        )
+    if cfg.task != "language" and cfg.regularizer.extra_l1 != 0:
+        raise config_error(
+            f"regularizer.extra_l1 = {cfg.regularizer.extra_l1} is not used by task {cfg.task!r}: it penalises the "
+            "language model's embedding, decoder and input matrices; allowed: 0"
+        )
+    if cfg.task in _ONE_LAYER_TASKS and model.dropout != 0:
+        raise config_error(
+            f"model.dropout = {model.dropout} is not used by task {cfg.task!r}: dropout acts between stacked "
+            "layers and its model has one; allowed: 0"
+        )
+
+
 def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig:
     """Check every field and the cross-field rules of ``cfg``; return it unchanged.
 
@@ -198,6 +222,13 @@ def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig
             f"train.steps_per_epoch = null (one pass over the data) only applies to task language, "
             f"not {cfg.task!r}; allowed: an integer >= 1"
         )
+    if prune.method == "moduli" and reg.kind != "moduli":
+        raise config_error(
+            f"pruning.method = 'moduli' keeps each neuron's neighbours on the manifold, but regularizer.kind = "
+            f"{reg.kind!r} places no neurons on one; allowed: regularizer.kind = moduli, or pruning.method = "
+            "magnitude or random"
+        )
+    _check_model_for_task(cfg)
     if not cfg.out_dir:
         raise config_error("out_dir = '' is empty; allowed: a directory path")
     _check_device(train.device, train.precision, check_hardware)

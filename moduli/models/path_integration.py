@@ -21,6 +21,7 @@ class PathIntegrationRNN(RecurrentModel):
         hidden_size: N (4096 in the paper).
         nonlinearity: "relu" (paper) or "tanh".
         regularizer: factory of the moduli regulariser of W_hh.
+        bias: biases in the recurrent layer (none in the paper); encoder and decoder never have one.
     """
 
     PRUNABLE = ("encoder.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "decoder.weight")
@@ -31,10 +32,11 @@ class PathIntegrationRNN(RecurrentModel):
         hidden_size: int = 4096,
         nonlinearity: str = "relu",
         regularizer: RegularizerFactory | None = None,
+        bias: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = nn.Linear(num_place_cells, hidden_size, bias=False)  # start place cells -> h0
-        self.rnn = ElmanStack(2, hidden_size, 1, nonlinearity, bias=False, regularizer=regularizer)
+        self.rnn = ElmanStack(2, hidden_size, 1, nonlinearity, bias=bias, regularizer=regularizer)
         self.decoder = nn.Linear(hidden_size, num_place_cells, bias=False)  # hidden -> place-cell logits
 
     def forward(self, velocity: Tensor, start_activation: Tensor) -> Tensor:

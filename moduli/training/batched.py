@@ -277,8 +277,8 @@ class _BatchedGroup:
         if self.cfg.task == "adding":
             inputs, target = self._batch()
             states = stacked_elman(
-                inputs, None, p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], p["rnn.bias_ih_l0"],
-                p["rnn.bias_hh_l0"], nonlinearity,
+                inputs, None, p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], p.get("rnn.bias_ih_l0"),
+                p.get("rnn.bias_hh_l0"), nonlinearity,
             )
             last, weight, bias = states[:, -1], p["readout.weight"], p["readout.bias"]
             # (B, N) x (N, 1) per run: small enough that batched products would take torch's
@@ -287,7 +287,10 @@ class _BatchedGroup:
             return ((prediction - target) ** 2).mean(dim=(1, 2))
         velocity, start, target = self._batch()
         h0 = torch.bmm(start, p["encoder.weight"].transpose(1, 2))
-        states = stacked_elman(velocity, h0, p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], None, None, nonlinearity)
+        states = stacked_elman(
+            velocity, h0, p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], p.get("rnn.bias_ih_l0"), p.get("rnn.bias_hh_l0"),
+            nonlinearity,
+        )
         k, steps, batch, hidden = states.shape
         logits = torch.bmm(states.reshape(k, steps * batch, hidden), p["decoder.weight"].transpose(1, 2))
         logits = logits.view(k, steps, batch, -1)

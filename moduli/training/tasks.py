@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..config.schema import RunConfig
+from ..resources import resolve_data_dir
 from ..models import AddingRNN, PathIntegrationRNN, RecurrentModel, RNNLanguageModel
 from ..models.elman_stack import RegularizerFactory
 from ..tasks import (
@@ -93,7 +94,9 @@ class NavigationTask(Task):
         self.eval_batches, self.eval_batch_size = nav.eval_batches, nav.eval_batch_size
         self.device, self.eval_seed = device, seed + EVAL_SEED_OFFSET
         self.trajectories, self.place_cells = _navigation_world(cfg, device)
-        self.model = PathIntegrationRNN(nav.num_place_cells, cfg.model.hidden_size, cfg.model.nonlinearity, regularizer)
+        self.model = PathIntegrationRNN(
+            nav.num_place_cells, cfg.model.hidden_size, cfg.model.nonlinearity, regularizer, bias=cfg.model.bias
+        )
         self.generator = _generator(device, seed)
 
     def _batch_loss(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
@@ -155,7 +158,7 @@ class AddingTask(Task):
         self.eval_batches, self.eval_batch_size = cfg.adding.eval_batches, cfg.adding.eval_batch_size
         self.device, self.eval_seed = device, seed + EVAL_SEED_OFFSET
         self.problem = AddingProblem(cfg.adding.seq_len)
-        self.model = AddingRNN(cfg.model.hidden_size, cfg.model.nonlinearity, regularizer)
+        self.model = AddingRNN(cfg.model.hidden_size, cfg.model.nonlinearity, regularizer, bias=cfg.model.bias)
         self.generator = _generator(device, seed)
 
     def train_loss(self) -> tuple[Tensor, dict[str, float]]:
@@ -178,9 +181,9 @@ def language_corpus(cfg: RunConfig) -> tuple[Corpus, str]:
     sentence saying which text trained, validated and tested."""
     lang = cfg.language
     if lang.offline_splits:
-        corpus, description = load_offline_splits(lang.data_dir)
+        corpus, description = load_offline_splits(resolve_data_dir(lang.data_dir))
     else:
-        corpus = load_wikitext2(lang.data_dir, download=lang.download)
+        corpus = load_wikitext2(resolve_data_dir(lang.data_dir), download=lang.download)
         description = f"trained on {lang.data_dir}/train, validated on valid, tested on test"
     if lang.max_vocab is not None:
         corpus = cap_vocabulary(corpus, lang.max_vocab)
@@ -215,7 +218,7 @@ class LanguageTask(Task):
         }
         self.model = RNNLanguageModel(
             len(corpus.dictionary), cfg.model.embedding_size, cfg.model.hidden_size, cfg.model.num_layers,
-            cfg.model.nonlinearity, cfg.model.dropout, regularizer,
+            cfg.model.nonlinearity, cfg.model.dropout, regularizer, bias=cfg.model.bias,
         )
         self.position, self.hidden = 0, None  # next BPTT window and the carried hidden state
 

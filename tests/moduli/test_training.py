@@ -36,7 +36,7 @@ def tiny(tmp_path: Path, task: str, *overrides: str, extra_files: tuple[str, ...
     """The task's config at tiny sizes, stored under ``tmp_path``."""
     files = [ROOT / "configs" / f"{task}.yaml", ROOT / "configs" / "tiny.yaml"]
     files += [ROOT / "configs" / f for f in extra_files]
-    base = [f"out_dir={tmp_path}", f"language.data_dir={TINY_DATA}"]
+    base = [f"out_dir={tmp_path}"] + ([f"language.data_dir={TINY_DATA}"] if task == "language" else [])
     return load_config(files, base + list(overrides))
 
 
