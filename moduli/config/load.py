@@ -45,10 +45,13 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 
 # Fields that never change a run's results, left out of config_hash: where the run is stored,
-# how often it logs, how often it checkpoints (a resumed run equals an uninterrupted one), and
-# whether missing data may be downloaded. The sections of the tasks a run does not train, and
-# model.embedding_size outside the language task, are left out as well (see hashed_content).
-HASH_EXCLUDED: tuple[str, ...] = ("out_dir", "train.log_every", "train.checkpoint_every", "language.download")
+# how often it logs, how often it checkpoints (a resumed run equals an uninterrupted one),
+# whether missing data may be downloaded, and whether metrics are mirrored to TensorBoard. The
+# sections of the tasks a run does not train, and model.embedding_size outside the language task,
+# are left out as well (see hashed_content).
+HASH_EXCLUDED: tuple[str, ...] = (
+    "out_dir", "train.log_every", "train.checkpoint_every", "language.download", "train.tensorboard",
+)
 # Keys added after run directories were published: left out of config_hash while they hold their
 # schema default (the behaviour every earlier run had), so those runs keep their hashes; any other
 # value is hashed like every key. A key added later that changes results belongs here too.

@@ -154,6 +154,8 @@ class PruningConfig:
 class OptimConfig:
     """Optimizer of the network weights."""
 
+    # adamw, adam, sgd: torch's; modular_adam, modular_sgd: the same directions with every update
+    # normalised in the modular norm of the model (modula_core.optim)
     name: str = _choice("adamw", ("adamw", "adam", "sgd", "modular_adam", "modular_sgd"))
     lr: float = _ranged(1e-4, gt=0)  # learning rate
     weight_decay: float = _ranged(0.01, ge=0)  # (decoupled for adamw) weight decay
@@ -180,6 +182,9 @@ class TrainConfig:
     precision: str = _choice("fp32", ("fp32", "bf16"))  # bf16 autocast needs CUDA
     checkpoint_every: int = _ranged(1, ge=1)  # epochs between checkpoints
     log_every: int = _ranged(100, ge=1)  # steps between logged training metrics
+    # True: also write the metrics records as TensorBoard scalars to <run dir>/tensorboard/
+    # (needs the tensorboard extra: pip install -e ".[tensorboard]")
+    tensorboard: bool = False
 
     @property
     def effective_seed(self) -> int:

@@ -178,8 +178,9 @@ def _check_model_for_task(cfg: RunConfig) -> None:
 def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig:
     """Check every field and the cross-field rules of ``cfg``; return it unchanged.
 
-    ``check_hardware`` also checks that a requested CUDA device exists on this machine (turn
-    it off when the run will execute elsewhere, e.g. on a cluster node).
+    ``check_hardware`` also checks that a requested CUDA device exists on this machine and that
+    the package ``train.tensorboard`` needs is installed (turn it off when the run will execute
+    elsewhere, e.g. on a cluster node).
     Raises ConfigError (one line naming key, value and what is allowed) on the first problem.
     """
     if not isinstance(cfg, RunConfig):
@@ -238,4 +239,12 @@ def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig
     if not cfg.out_dir:
         raise config_error("out_dir = '' is empty; allowed: a directory path")
     _check_device(train.device, train.precision, check_hardware)
+    if check_hardware and train.tensorboard:
+        from ..tensorboard_mirror import INSTALL_HINT, tensorboard_available
+
+        if not tensorboard_available():
+            raise config_error(
+                f"train.tensorboard = true needs the tensorboard package, which is not installed; "
+                f"install it with {INSTALL_HINT}, or set train.tensorboard=false"
+            )
     return cfg

@@ -105,6 +105,7 @@ EFFECTS: dict[tuple[str | None, str], tuple[list[str], str]] = {
     (ANY, "train.precision"): ([], "bf16"),  # refused on a machine without CUDA
     (ANY, "train.checkpoint_every"): (["train.epochs=3"], "2"),
     (ANY, "train.log_every"): ([], "3"),
+    (ANY, "train.tensorboard"): ([], "true"),  # adds tensorboard/ to the run directory
     (ANY, "out_dir"): ([], "{other_out}"),
 }
 # Refused for these tasks whatever the machine: the model has no such thing.
