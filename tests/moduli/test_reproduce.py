@@ -297,9 +297,14 @@ def test_forward_flop_count_matches_torch_flop_counter():
     cfg = load_config(["configs/adding.yaml"], [f"model.hidden_size={n}", f"adding.seq_len={t}"])
     assert counter.get_total_flops() == b * _forward_flops_per_sequence(cfg)[0]
     assert train_step_flops(cfg) == 3 * cfg.train.batch_size * _forward_flops_per_sequence(cfg)[0]
-    lottery = load_config(["configs/adding.yaml"], ["pruning.lottery=true"])
-    plain = load_config(["configs/adding.yaml"])
+    lottery = load_config(["configs/adding.yaml"], ["pruning.lottery=true", "train.stabilise_epochs=0"])
+    plain = load_config(["configs/adding.yaml"], ["train.stabilise_epochs=0"])
     assert estimate_gpu_hours([lottery]) == pytest.approx(2 * estimate_gpu_hours([plain]))
+    # stabilising epochs lengthen the first training only: 100 + 10 epochs, and 100 more for a lottery
+    stabilised = load_config(["configs/adding.yaml"], ["train.stabilise_epochs=10"])
+    stabilised_lottery = load_config(["configs/adding.yaml"], ["train.stabilise_epochs=10", "pruning.lottery=true"])
+    assert estimate_gpu_hours([stabilised]) == pytest.approx(1.1 * estimate_gpu_hours([plain]))
+    assert estimate_gpu_hours([stabilised_lottery]) == pytest.approx(2.1 * estimate_gpu_hours([plain]))
 
 
 # ---------------------------------------------------------------- end to end
