@@ -98,6 +98,7 @@ def max_weight_difference(pairs: list[tuple[RunConfig, RunConfig]]) -> float:
     [
         ("adding", [0, 1, 2], []),  # Adam, grad clip 0.5 per run, torus DoG, magnitude pruning to 95%
         ("navigation", [3, 4], ["pruning.method=random", "optim.grad_clip=1.0", "regularizer.kind=l1"]),
+        ("adding", [0, 1], ["train.stabilise_epochs=2"]),  # two more epochs under the final mask
     ],
 )
 def test_batched_runs_equal_the_runs_trained_one_by_one(tmp_path, task, seeds, overrides):
