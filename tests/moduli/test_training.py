@@ -350,6 +350,14 @@ def _run_interrupted_then_resumed(cfg: RunConfig, monkeypatch, after_checkpoints
          ("regularizer/learned_torus.yaml",), 1),
         ("adding", ["pruning.lottery=true", "pruning.target=0.5", "train.epochs=2"],
          ("regularizer/learned_torus.yaml",), 3),
+        # stabilising epoch (positions frozen), then a lottery on the reused embedding: interrupted
+        # right after the stabilising epoch, and inside the lottery phase
+        ("adding", ["pruning.lottery=true", "pruning.target=0.5", "train.epochs=2", "train.stabilise_epochs=1"],
+         ("regularizer/learned_torus.yaml",), 3),
+        ("adding", ["pruning.lottery=true", "pruning.target=0.5", "train.epochs=2", "train.stabilise_epochs=1"],
+         ("regularizer/learned_torus.yaml",), 4),
+        # language lottery: the plateau schedule keeps the first training's best loss across the resume
+        ("language", ["optim.lr=5.0", "pruning.lottery=true", "pruning.target=0.5", "train.epochs=2"], (), 3),
     ],
 )
 def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path, monkeypatch, task, overrides, extra, after):
