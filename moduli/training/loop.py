@@ -136,7 +136,8 @@ class Trainer:
             for p in positions:
                 p.grad = None
             return []
-        decay = self.cfg.regularizer.embedding_grad_decay ** (epoch if epoch < self.first_phase else epoch - self.first_phase)
+        phase_epoch = epoch if epoch < self.first_phase else epoch - self.first_phase  # lottery: its own count
+        decay = self.cfg.regularizer.embedding_grad_decay**phase_epoch
         if decay != 1.0:
             for p in positions:
                 if p.grad is not None:
