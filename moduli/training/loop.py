@@ -66,6 +66,7 @@ class Trainer:
         self.pruner: Pruner | None = None
         self.mask_generator = torch.Generator().manual_seed(self.seed)
         self.step, self.start_epoch, self.history = 0, 0, {}
+        self.epoch = 0  # the epoch being trained
 
     # ------------------------------------------------------------------ set-up
     def _build(self, seed: int, regularizers: RegularizerFactory | None = None) -> None:
@@ -151,7 +152,8 @@ class Trainer:
                 if reg.learn_embedding:
                     reg.embedding.copy_(reg.manifold.project(reg.embedding))
 
-    def _train_step(self, epoch: int) -> tuple[float, float]:
+    def _train_step(self) -> tuple[float, float]:
+        """One optimiser step of epoch ``self.epoch``: (training loss, penalty before the step)."""
         cfg = self.cfg
         autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16) if cfg.train.precision == "bf16" else nullcontext()
@@ -171,7 +173,7 @@ class Trainer:
         if self.embedding_optimizer is not None:
             self.embedding_optimizer.zero_grad(set_to_none=True)
         total.backward()
-        positions = self._learned_positions(epoch)
+        positions = self._learned_positions(self.epoch)
         shared = cfg.regularizer.embedding_optimizer == "shared"
         if cfg.optim.grad_clip is not None:
             clipped = self.model.weight_parameters() + (positions if shared else [])
@@ -244,12 +246,13 @@ class Trainer:
             if cfg.pruning.lottery and epoch == self.first_phase:
                 self.history["pruned"] = {**self.history["final"], **self.test_metrics()}
                 self._start_lottery_phase()
+            self.epoch = epoch
             self._prune(epoch)
             self.task.start_epoch()
             self.model.train()
             epoch_start, window = time.perf_counter(), []
             for i in range(self.steps_per_epoch):
-                loss, penalty = self._train_step(epoch)
+                loss, penalty = self._train_step()
                 window.append(loss)
                 if self.step % cfg.train.log_every == 0 or i == self.steps_per_epoch - 1:
                     rate = (i + 1) / (time.perf_counter() - epoch_start)

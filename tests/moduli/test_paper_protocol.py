@@ -53,7 +53,7 @@ def test_language_runs_carry_the_extra_l1_on_embedding_decoder_and_input_matrice
     expected = 0.1 * sum(l1[name] for name in EXTRA_L1_MATRICES)
     moduli = float(trainer.model.penalty().detach())
     assert (moduli == 0.0) == (recipe == "none")
-    _, penalty = trainer._train_step(0)  # the penalty of the weights before the step
+    _, penalty = trainer._train_step()  # the penalty of the weights before the step
     assert penalty == pytest.approx(moduli + expected, rel=1e-5)
     # not the recurrent matrices, not the biases: adding any of them changes the sum
     for other in ("rnn.weight_hh_l0", "rnn.weight_hh_l2", "rnn.bias_ih_l0"):
@@ -61,7 +61,7 @@ def test_language_runs_carry_the_extra_l1_on_embedding_decoder_and_input_matrice
     # and nothing at all without the extra term
     off = trainer_of(tiny(tmp_path / "off", "language", "optim.lr=1e-9", "pruning.method=none",
                           "regularizer.extra_l1=0", recipe=recipe))
-    assert off._train_step(0)[1] == pytest.approx(moduli, rel=1e-5, abs=0.0)
+    assert off._train_step()[1] == pytest.approx(moduli, rel=1e-5, abs=0.0)
 
 
 # ------------------------------------------------------------------- lottery: learning rate
