@@ -14,7 +14,7 @@ import re
 from typing import Any, Iterable
 
 from ..errors import ConfigError
-from .schema import SMOOTH_MANIFOLDS, RunConfig
+from .schema import EUCLIDEAN_MANIFOLDS, SMOOTH_MANIFOLDS, RunConfig
 
 __all__ = ["validate_config", "show_value", "config_error", "closest", "suggest"]
 
@@ -202,6 +202,37 @@ def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig
         raise config_error(
             f"regularizer.permute = true needs regularizer.kind = 'moduli', got {reg.kind!r}; "
             "allowed: set permute: false or kind: moduli"
+        )
+    if reg.invert and reg.kind != "moduli":
+        raise config_error(
+            f"regularizer.invert = true needs regularizer.kind = 'moduli', got {reg.kind!r} (inverting the constant "
+            "of an L1 control gives an all-zero penalty); allowed: set invert: false or kind: moduli"
+        )
+    if reg.invert and reg.inhibitor == "constant":
+        raise config_error(
+            "regularizer.invert = true with regularizer.inhibitor = 'constant' gives an all-zero penalty; "
+            "allowed: invert: false, or another inhibitor"
+        )
+    if reg.kind == "mean_matched_l1" and reg.mean_matched == "plain_dog" and reg.inhibitor != "dog":
+        raise config_error(
+            f"regularizer.mean_matched = 'plain_dog' is the mean of the plain DoG, but regularizer.inhibitor = "
+            f"{reg.inhibitor!r}; allowed: inhibitor: dog, or mean_matched: applied (the mean of {reg.inhibitor!r})"
+        )
+    if reg.embedding_init_scale != 1.0 and reg.manifold not in EUCLIDEAN_MANIFOLDS:
+        raise config_error(
+            f"regularizer.embedding_init_scale = {reg.embedding_init_scale:g} scales the Gaussian start on "
+            f"{' / '.join(EUCLIDEAN_MANIFOLDS)}, but regularizer.manifold = {reg.manifold!r} starts uniform; "
+            "allowed: 1.0 there"
+        )
+    if reg.learn_embedding and reg.embedding_optimizer == "shared" and cfg.optim.name not in ("adamw", "adam", "sgd"):
+        raise config_error(
+            f"regularizer.embedding_optimizer = 'shared' needs a plain optimiser for the positions, but optim.name = "
+            f"{cfg.optim.name!r}; allowed: optim.name adamw, adam or sgd, or embedding_optimizer: riemannian_adam"
+        )
+    if reg.extra_l1 > 0 and cfg.task != "language":
+        raise config_error(
+            f"regularizer.extra_l1 = {reg.extra_l1:g} penalises the language model's embedding, decoder and input "
+            f"matrices, but task = {cfg.task!r}; allowed here: 0"
         )
     if prune.lottery and prune.method == "none":
         raise config_error(

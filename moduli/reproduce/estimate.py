@@ -5,7 +5,7 @@ Model of the cost (an estimate, not a measurement):
 - FLOPs of one training step = 3 x the forward FLOPs of the batch (backward ~ 2 x forward),
   counting 2 FLOPs per multiply-add of every matrix product: the recurrent (N x N), input,
   encoder and decoder matrices. Evaluation passes add their forward FLOPs. A lottery run trains
-  twice. Element-wise work (activations, the penalty, masks) is ignored.
+  twice; stabilising epochs add to the first training. Element-wise work (activations, the penalty, masks) is ignored.
 - Time of one step = max(FLOPs / ``throughput``, time steps x layers x ``latency``): small
   recurrent models are bound by the sequential kernel launches of the time loop, not by FLOPs.
 - Language: the vocabulary and training-token counts are WikiText-2's (33,278 words; 2,088,628
@@ -69,7 +69,7 @@ def run_seconds(cfg: RunConfig) -> float:
     """Estimated GPU seconds of one run of ``cfg`` (training and per-epoch evaluation)."""
     forward, time_steps = _forward_flops_per_sequence(cfg)
     layers = cfg.model.num_layers
-    epochs = cfg.train.epochs * (2 if cfg.pruning.lottery else 1)
+    epochs = cfg.train.epochs * (2 if cfg.pruning.lottery else 1) + cfg.train.stabilise_epochs
     train = epochs * _steps_per_epoch(cfg) * _step_seconds(train_step_flops(cfg), time_steps, layers)
     if cfg.task == "navigation":
         eval_sequences = cfg.navigation.eval_batches * cfg.navigation.eval_batch_size

@@ -49,6 +49,7 @@ FORBIDDEN_KEYS: tuple[str, ...] = (
     "regularizer.manifold",
     "regularizer.inhibitor",
     "regularizer.permute",
+    "regularizer.invert",
     "regularizer.learn_embedding",
     "pruning.method",
     "pruning.target",

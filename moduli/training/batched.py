@@ -23,7 +23,7 @@ experiments/benchmarks/batched_seeds.py.
 Supported: the ``adding`` and ``navigation`` tasks (every place-cell tuning, velocity unit and
 W_hh initialisation: the inputs and targets come from each run's own task); regulariser ``none``/``moduli``/``l1``/
 ``mean_matched_l1`` with a fixed embedding (``permute`` included); pruning ``none``/``magnitude``/
-``random`` (any scope, schedule and parameter list); optimisers ``adamw``/``adam``/``sgd``; gradient
+``random`` (any scope, schedule and parameter list) and stabilising epochs; optimisers ``adamw``/``adam``/``sgd``; gradient
 clipping (each run by its own gradient norm); fp32 on CPU or CUDA. Anything else (the language
 task, learned embeddings, the modular optimisers, ``pruning.lottery``, ``pruning.method: moduli``,
 ``optim.lr_schedule: plateau``, bf16) is trained sequentially by :func:`train_batched`, which says
@@ -178,7 +178,8 @@ class _BatchedGroup:
         if not self.aligned:
             return
         self.device, self.step, self.start_epoch = first.device, first.step, first.start_epoch
-        self.epochs, self.steps_per_epoch, self.schedule = first.epochs, first.steps_per_epoch, first.schedule
+        # the pruning schedule's epochs, then the stabilising epochs under the final mask
+        self.epochs, self.steps_per_epoch, self.schedule = first.first_phase, first.steps_per_epoch, first.schedule
         self.alive = [True] * self.k  # False once a run diverged
         self.errors: list[Exception | None] = [None] * self.k
         self._stack_parameters()
@@ -204,7 +205,7 @@ class _BatchedGroup:
                 params[name].data = stacked.data[k]
             self.params[name] = stacked
         self.holder = _StackedWeights([self.params[n] for n in self.names])
-        self.optimizer, _ = build_optimizers(self.cfg.optim, self.holder, self.cfg.regularizer.embedding_lr)
+        self.optimizer, _ = build_optimizers(self.cfg.optim, self.holder, self.cfg.regularizer.embedding_lr)  # no positions
 
     def _stack_optimizer_state(self) -> None:
         """Resumed runs: their optimiser states (loaded per run) become the stacked state."""

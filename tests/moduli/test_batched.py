@@ -105,6 +105,7 @@ def max_weight_difference(pairs: list[tuple[RunConfig, RunConfig]]) -> float:
         # Gaussian start state under DoG targets, orthogonal W_hh, torus DoG, magnitude pruning
         ("navigation", [5, 6], ["navigation.start_tuning=gaussian", "model.recurrent_init=orthogonal"]),
         ("adding", [1, 2], ["model.recurrent_init=he_uniform"]),
+        ("adding", [0, 1], ["train.stabilise_epochs=2"]),  # two more epochs under the final mask
     ],
 )
 def test_batched_runs_equal_the_runs_trained_one_by_one(tmp_path, task, seeds, overrides):

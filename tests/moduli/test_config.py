@@ -141,6 +141,23 @@ def test_plain_interpolation_is_allowed_resolvers_are_refused(tmp_path):
         load_config([f], ["language.data_dir=${oc.env:HOME}"])
 
 
+def test_task_files_follow_the_research_code():
+    adding = load_config([TASK_FILES["adding"]])
+    reg = adding.regularizer
+    assert (reg.embedding_optimizer, reg.embedding_grad_decay, reg.embedding_init_scale) == ("shared", 0.99, 1.0)
+    assert (adding.train.epochs, adding.train.stabilise_epochs, adding.pruning.lottery_embedding) == (100, 10, "reuse")
+    assert (reg.mean_matched, reg.invert, reg.extra_l1) == ("plain_dog", False, 0.0)
+    for name in ("r3", "r9"):
+        learned = load_config([TASK_FILES["adding"], CONFIGS / "regularizer" / f"learned_{name}.yaml"])
+        assert learned.regularizer.embedding_init_scale == 10.0 and learned.regularizer.learn_embedding
+    language = load_config([TASK_FILES["language"]], ["regularizer.kind=none"])
+    assert language.regularizer.extra_l1 == 0.1  # in every language run, "no regulariser" included
+    assert (language.pruning.lottery_schedule, language.pruning.lottery_embedding) == ("keep_best", "fresh")
+    assert language.regularizer.mean_matched == "plain_dog" and not language.regularizer.invert
+    navigation = load_config([TASK_FILES["navigation"]])
+    assert (navigation.train.stabilise_epochs, navigation.regularizer.invert, navigation.regularizer.extra_l1) == (0, False, 0.0)
+
+
 def test_single_path_and_single_override_strings_are_accepted(tmp_path):
     f = write(tmp_path / "a.yaml", "task: adding\n")
     assert load_config(str(f), "train.seed=3").train.seed == 3
@@ -194,6 +211,22 @@ BAD_VALUES = [
     ({"optim": {"plateau_factor": 1}}, "optim.plateau_factor = 1.0 is out of range; allowed: 0 < plateau_factor < 1"),
     ({"optim": {"name": "adamw2"}}, "(did you mean 'adamw'?)"),
     ({"task": "navigaton"}, "task = 'navigaton' is not an allowed choice; allowed: navigation, adding, language"),
+    # the research code's protocol choices
+    ({"regularizer": {"kind": "l1", "invert": True}}, "regularizer.invert = true needs regularizer.kind = 'moduli'"),
+    ({"regularizer": {"inhibitor": "constant", "invert": True}}, "inhibitor = 'constant' gives an all-zero penalty"),
+    ({"regularizer": {"kind": "mean_matched_l1", "inhibitor": "ripple"}},
+     "regularizer.mean_matched = 'plain_dog' is the mean of the plain DoG, but regularizer.inhibitor = 'ripple'"),
+    ({"regularizer": {"mean_matched": "inverted"}}, "regularizer.mean_matched = 'inverted' is not an allowed choice"),
+    ({"regularizer": {"embedding_init_scale": 10.0}}, "regularizer.embedding_init_scale = 10 scales the Gaussian start"),
+    ({"regularizer": {"embedding_init_scale": 0}}, "regularizer.embedding_init_scale = 0.0 is out of range"),
+    ({"regularizer": {"embedding_grad_decay": 1.5}}, "regularizer.embedding_grad_decay = 1.5 is out of range"),
+    ({"regularizer": {"embedding_optimizer": "adam"}}, "regularizer.embedding_optimizer = 'adam' is not an allowed"),
+    ({"regularizer": {"learn_embedding": True, "embedding_optimizer": "shared"}, "optim": {"name": "modular_adam"}},
+     "regularizer.embedding_optimizer = 'shared' needs a plain optimiser"),
+    ({"regularizer": {"extra_l1": 0.1}}, "regularizer.extra_l1 = 0.1 penalises the language model's"),
+    ({"pruning": {"lottery_embedding": "old"}}, "pruning.lottery_embedding = 'old' is not an allowed choice"),
+    ({"pruning": {"lottery_schedule": "restart"}}, "pruning.lottery_schedule = 'restart' is not an allowed choice"),
+    ({"train": {"stabilise_epochs": -1}}, "train.stabilise_epochs = -1 is out of range; allowed: stabilise_epochs >= 0"),
 ]
 
 

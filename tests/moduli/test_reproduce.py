@@ -67,6 +67,7 @@ def test_cli_rejects_unknown_table_and_preset(argv, expected, capsys):
         ("table: adding\nconfigs: [configs/adding.yaml]\n", "this preset is used for table 'navigation'"),
         ("table: navigation\nconfigs: [configs/navigation.yaml]\noverrides: [pruning.target=0.5]\n", "pruning.target is set by the table"),
         ("table: navigation\nconfigs: [configs/navigation.yaml]\nregularizer: {kind: l1}\n", "regularizer.kind is set by the table"),
+        ("table: navigation\nconfigs: [configs/navigation.yaml]\nregularizer: {invert: true}\n", "regularizer.invert is set by the table"),
         ("table: navigation\nconfigs: [configs/navigation.yaml]\nseeds: [0, 0]\n", "seeds must be a non-empty list of distinct"),
         ("table: navigation\nconfigs: [configs/navigation.yaml]\nsparsities: [0.9, 1.0]\n", "sparsities must be"),
         ("table: navigation\nconfigs: [configs/nowhere.yaml]\n", "config file 'configs/nowhere.yaml' does not exist"),
@@ -145,6 +146,44 @@ def test_cells_cover_every_applicable_row_and_column_once(tmp_path):
     lottery = [c for c in cells if c.run_set == "lottery"]
     assert all(c.config.pruning.lottery for c in lottery)
     assert {c.config.regularizer.manifold for c in cells if c.run_set == "learned_s3"} == {"s3"}
+
+
+def test_language_table_inverts_diffusion_and_ripple_and_adds_a_permuted_inverted_diffusion(tmp_path):
+    def regularizers(table: str) -> dict[str, set]:
+        _, cells = build_cells(table_spec(table), load_preset(table, "smoke"), tmp_path / table)
+        out: dict[str, set] = {}
+        for c in cells:
+            r = c.config.regularizer
+            out.setdefault(c.run_set, set()).add((r.inhibitor, r.invert, r.permute, r.mean_matched))
+        return out
+
+    language = regularizers("language")
+    assert language["inverted_diffusion"] == {("diffusion", True, False, "plain_dog")}
+    assert language["inverted_ripple"] == {("ripple", True, False, "plain_dog")}
+    assert language["permuted_inverted_diffusion"] == {("diffusion", True, True, "plain_dog")}
+    assert language["permuted_dog"] == {("dog", False, True, "plain_dog")}
+    assert "torus_diffusion" not in language and "torus_ripple" not in language
+    labels = {row.label: row.runs for row in table_spec("language").rows}
+    assert labels["Perm. inv. diffusion"] == "permuted_inverted_diffusion" and labels["Inv. ripple"] == "inverted_ripple"
+    for table in ("navigation", "adding"):  # plain diffusion and ripple, as the research code ran them
+        runs = regularizers(table)
+        assert runs["torus_diffusion"] == {("diffusion", False, False, "plain_dog")}
+        assert runs["torus_ripple"] == {("ripple", False, False, "plain_dog")}
+        assert not any(invert for sets in runs.values() for _, invert, _, _ in sets)
+
+
+@pytest.mark.parametrize("rule, value", [("plain_dog", "14.76"), ("applied", "66.39")])
+def test_caption_states_the_mean_matched_constant(rule, value):
+    from moduli.reproduce.render import caption_text
+
+    preset = load_preset("adding", "cpu")
+    cfg = load_config(list(preset.configs), list(preset.overrides) + [f"regularizer.mean_matched={rule}"])
+    caption = caption_text(table_spec("adding"), preset, cfg, pd.DataFrame())
+    assert f"(expected {value}" in caption and f"regularizer.mean_matched = {rule}" in caption  # N = 128
+    assert "10 + 1 stabilising epochs x 200 steps" in caption
+    assert "Learned positions: the weights' adam at lr 0.001, clipped with the weights, gradient x 0.99^epoch, " \
+           "frozen during the stabilising epochs; learned_r3 starts at 10 x N(0, 1); learned_r9 starts at 10 x N(0, 1)." \
+           in caption
 
 
 # ---------------------------------------------------------------- statistics
@@ -315,9 +354,14 @@ def test_forward_flop_count_matches_torch_flop_counter():
     cfg = load_config(["configs/adding.yaml"], [f"model.hidden_size={n}", f"adding.seq_len={t}"])
     assert counter.get_total_flops() == b * _forward_flops_per_sequence(cfg)[0]
     assert train_step_flops(cfg) == 3 * cfg.train.batch_size * _forward_flops_per_sequence(cfg)[0]
-    lottery = load_config(["configs/adding.yaml"], ["pruning.lottery=true"])
-    plain = load_config(["configs/adding.yaml"])
+    lottery = load_config(["configs/adding.yaml"], ["pruning.lottery=true", "train.stabilise_epochs=0"])
+    plain = load_config(["configs/adding.yaml"], ["train.stabilise_epochs=0"])
     assert estimate_gpu_hours([lottery]) == pytest.approx(2 * estimate_gpu_hours([plain]))
+    # stabilising epochs lengthen the first training only: 100 + 10 epochs, and 100 more for a lottery
+    stabilised = load_config(["configs/adding.yaml"], ["train.stabilise_epochs=10"])
+    stabilised_lottery = load_config(["configs/adding.yaml"], ["train.stabilise_epochs=10", "pruning.lottery=true"])
+    assert estimate_gpu_hours([stabilised]) == pytest.approx(1.1 * estimate_gpu_hours([plain]))
+    assert estimate_gpu_hours([stabilised_lottery]) == pytest.approx(2.1 * estimate_gpu_hours([plain]))
 
 
 # ---------------------------------------------------------------- end to end
