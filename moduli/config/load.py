@@ -54,13 +54,21 @@ HASH_EXCLUDED: tuple[str, ...] = (
 )
 # Keys added after run directories were published: left out of config_hash while they hold their
 # schema default (the behaviour every earlier run had), so those runs keep their hashes; any other
-# value is hashed like every key. A key added later that changes results belongs here too.
+# value is hashed like every key. A key added later belongs here when its default is the earlier
+# behaviour (regularizer.mean_matched and pruning.lottery_schedule are not: their defaults changed
+# what earlier runs did, so they are always hashed).
 HASH_OMITTED_AT_DEFAULT: tuple[str, ...] = (
     "navigation.place_cell_tuning",
     "navigation.start_tuning",
     "navigation.velocity_units",
     "model.recurrent_init",
     "model.recurrent_init_scale",
+    "regularizer.invert",
+    "regularizer.embedding_optimizer",
+    "regularizer.embedding_grad_decay",
+    "regularizer.embedding_init_scale",
+    "pruning.lottery_embedding",
+    "train.stabilise_epochs",
 )
 
 _KEY_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")

@@ -75,7 +75,25 @@ EFFECTS: dict[tuple[str | None, str], tuple[list[str], str]] = {
     (ANY, "regularizer.strength"): ([], "0.5"),
     (ANY, "regularizer.reduction"): ([], "sum"),
     (ANY, "regularizer.learn_embedding"): ([], "true"),
-    (ANY, "regularizer.embedding_lr"): (["regularizer.learn_embedding=true"], "0.05"),
+    (ANY, "regularizer.embedding_lr"): (
+        ["regularizer.learn_embedding=true", "regularizer.embedding_optimizer=riemannian_adam"], "0.05"
+    ),
+    (ANY, "regularizer.mean_matched"): (["regularizer.kind=mean_matched_l1"], "applied"),
+    (ANY, "regularizer.invert"): ([], "true"),
+    (ANY, "regularizer.embedding_optimizer"): (["regularizer.learn_embedding=true"], "shared"),
+    ("adding", "regularizer.embedding_optimizer"): (["regularizer.learn_embedding=true"], "riemannian_adam"),
+    (ANY, "regularizer.embedding_grad_decay"): (["regularizer.learn_embedding=true"], "0.5"),
+    (ANY, "regularizer.embedding_init_scale"): (
+        ["regularizer.learn_embedding=true", "regularizer.manifold=r3"], "5.0"
+    ),
+    (ANY, "pruning.lottery_embedding"): (["pruning.lottery=true"], "reuse"),
+    ("adding", "pruning.lottery_embedding"): (["pruning.lottery=true"], "fresh"),
+    (ANY, "pruning.lottery_schedule"): (["pruning.lottery=true", "optim.lr_schedule=plateau"], "fresh"),
+    # at the tiny navigation's lr 1e-4 the validation loss stays at ln 32: no epoch beats another
+    ("navigation", "pruning.lottery_schedule"): (
+        ["pruning.lottery=true", "optim.lr_schedule=plateau", "optim.lr=0.01", "train.epochs=3"], "fresh"
+    ),
+    (ANY, "train.stabilise_epochs"): ([], "1"),
     (ANY, "regularizer.permute"): ([], "true"),
     (ANY, "regularizer.extra_l1"): ([], "0.5"),  # refused outside the language task
     (ANY, "pruning.method"): ([], "random"),
