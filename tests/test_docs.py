@@ -130,7 +130,7 @@ def test_results_hook_publishes_every_committed_figure(monkeypatch):
     published = hook.on_files([], config={})
     results = ROOT / "experiments" / "results"
     figures = sorted(results.rglob("*.png"))
-    assert "navigation/cpu/figures/figure_1c.png" in [p.relative_to(results).as_posix() for p in figures]
+    assert "navigation/cpu-dog/figures/figure_1c.png" in [p.relative_to(results).as_posix() for p in figures]
     assert published == [(f"results/files/{p.relative_to(results).as_posix()}", str(p)) for p in figures]
 
 

@@ -101,15 +101,23 @@ def test_shipped_presets_load_and_paper_uses_the_task_files_unchanged():
         assert len(load_preset(table, "smoke").seeds) == 2
 
 
-def test_navigation_cpu_global_preset_differs_from_cpu_only_in_pruning_scope():
-    layerwise = load_preset("navigation", "cpu")
-    global_ = load_preset("navigation", str(PROJECT_ROOT / "configs/reproduce/navigation/cpu-global.yaml"))
-    assert global_.name == "cpu-global"
+def test_navigation_cpu_global_preset_differs_from_cpu_dog_only_in_pruning_scope():
+    presets = PROJECT_ROOT / "configs" / "reproduce" / "navigation"
+    layerwise = load_preset("navigation", str(presets / "cpu-dog.yaml"))
+    global_ = load_preset("navigation", str(presets / "cpu-global.yaml"))
+    assert (layerwise.name, global_.name) == ("cpu-dog", "cpu-global")
     cfg = {p.name: load_config(list(p.configs), list(p.overrides)) for p in (layerwise, global_)}
-    assert (cfg["cpu"].pruning.scope, cfg["cpu-global"].pruning.scope) == ("layerwise", "global")
+    assert (cfg["cpu-dog"].pruning.scope, cfg["cpu-global"].pruning.scope) == ("layerwise", "global")
     cfg["cpu-global"].pruning.scope = "layerwise"
-    assert cfg["cpu"] == cfg["cpu-global"]
+    assert cfg["cpu-dog"] == cfg["cpu-global"]
     assert (layerwise.seeds, layerwise.sparsities) == (global_.seeds, global_.sparsities)
+
+
+def test_navigation_cpu_preset_is_the_recipe_that_learns():
+    cfg = load_config(*[list(x) for x in (load_preset("navigation", "cpu").configs, load_preset("navigation", "cpu").overrides)])
+    nav, model = cfg.navigation, cfg.model
+    assert (nav.place_cell_tuning, nav.velocity_units, model.recurrent_init) == ("gaussian", "per_second", "identity")
+    assert (model.hidden_size, nav.num_place_cells, cfg.pruning.scope) == (256, 256, "layerwise")
 
 
 def test_paper_dry_run_prints_a_gpu_estimate_and_writes_nothing(tmp_path, capsys):
