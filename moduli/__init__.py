@@ -8,11 +8,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from .inhibitors import DoG, Constant, Diffusion, Gaussian, Identity, Inhibitor, Ripple, get_inhibitor
-from .manifolds import Circle, Euclidean, KleinBottle, Manifold, Product, Sphere, Torus, get_manifold
-from .regularizer import ModuliRegularizer
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# Public names and the submodule defining each. They load on first use, so that the command line
+# starts without importing torch (`moduli --help` needs none of them).
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        ("Constant", "Diffusion", "DoG", "Gaussian", "Identity", "Inhibitor", "Ripple", "get_inhibitor"), "inhibitors"
+    ),
+    **dict.fromkeys(
+        ("Circle", "Euclidean", "KleinBottle", "Manifold", "Product", "Sphere", "Torus", "get_manifold"), "manifolds"
+    ),
+    "ModuliRegularizer": "regularizer",
+}
+
+if TYPE_CHECKING:
+    from .inhibitors import DoG, Constant, Diffusion, Gaussian, Identity, Inhibitor, Ripple, get_inhibitor
+    from .manifolds import Circle, Euclidean, KleinBottle, Manifold, Product, Sphere, Torus, get_manifold
+    from .regularizer import ModuliRegularizer
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'moduli' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def train(config: Any, overrides: list[str] | tuple[str, ...] = (), quiet: bool = True) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The ``moduli`` command line: ``train``, ``evaluate`` and ``sweep``.
+"""The ``moduli`` command line: ``train``, ``evaluate``, ``sweep``, ``reproduce`` and ``plot``.
 
 Arguments that contain ``=`` are config overrides (``key=value``); the others are YAML config
 files merged in order. User errors (bad configs, missing data or run directories, unusable
@@ -40,6 +40,10 @@ _EXAMPLES_REPRODUCE = """examples:
   moduli reproduce adding --preset cpu --jobs 2
   moduli reproduce navigation --preset paper --dry-run
   moduli reproduce language --preset paper --executor slurm --slurm timeout_min=600 --slurm gpus_per_node=1
+"""
+_EXAMPLES_PLOT = """examples:
+  moduli plot runs/adding-0123456789ab
+  moduli plot runs/adding-0123456789ab runs/adding-ba9876543210 --out figures/adding
 """
 _EXAMPLES_MAIN = """examples:
   moduli train configs/adding.yaml configs/tiny.yaml
@@ -170,6 +174,18 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0 if result.failed == 0 else 1
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .figures.training_curves import training_curves  # pandas, seaborn, torch: only for this command
+
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise errors.StorageError(f"--out {args.out} is a file; pass a directory for the figures")
+    for path in training_curves(args.run_dirs, args.out):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``moduli`` command."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -183,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EXAMPLES_MAIN,
         formatter_class=formatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sweep,reproduce}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sweep,reproduce,plot}")
 
     train = sub.add_parser(
         "train",
@@ -249,6 +265,21 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--slurm", action="append", metavar="KEY=VALUE", help="submitit/SLURM parameter (repeatable)")
     repro.add_argument("--dry-run", action="store_true", help="validate and print the plan, run nothing")
     repro.set_defaults(func=_cmd_reproduce)
+
+    plot = sub.add_parser(
+        "plot",
+        parents=[common],
+        help="draw the training curves of runs (PNG and PDF)",
+        description=(
+            "Draw loss, metric and sparsity against the step of one or several runs of one task, "
+            "from their metrics.jsonl, into DIR/training_curves.png and .pdf."
+        ),
+        epilog=_EXAMPLES_PLOT,
+        formatter_class=formatter,
+    )
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="directories made by 'moduli train'")
+    plot.add_argument("--out", default="curves", metavar="DIR", help="output directory (default ./curves)")
+    plot.set_defaults(func=_cmd_plot)
     return parser
 
 

@@ -22,6 +22,7 @@ from .inhibitors import Constant, DoG, Inhibitor
 from .manifolds import Manifold, Torus
 
 REDUCTIONS = ("mean", "sum")
+MEAN_MATCHED_RULES = ("plain_dog", "applied")  # what the mean-matched L1 constant is the mean of
 PENALTY_PATHS = ("auto", "compiled", "fused", "autograd")  # how a learned embedding's penalty is computed
 COMPILE_MIN_NEURONS = 512  # "auto" compiles the fused kernel (CPU) from this many neurons on
 
@@ -46,6 +47,8 @@ class ModuliRegularizer(nn.Module):
         learn_embedding: make the neuron positions a ``geoopt.ManifoldParameter``.
         permute: the permuted control; the N^2 coefficient entries are shuffled once (with
             ``generator``), keeping their distribution and destroying the geometry.
+        invert: use ``max C - C`` with C = f(D) and the maximum over the whole (N, N) matrix
+            (the research code's ``--invert``; recomputed with C for learned positions).
         generator: seeds the random embedding and the permutation.
         points: (N, coord_dim) neuron positions; random points of ``manifold`` when omitted.
     """
@@ -58,6 +61,7 @@ class ModuliRegularizer(nn.Module):
     reduction: str  # "mean" | "sum"
     learn_embedding: bool  # positions trained (ManifoldParameter) or fixed (buffer)
     permute: bool  # coefficients shuffled once (control)
+    invert: bool  # coefficients max C - C
     # Learned embeddings: "fused" (closed-form kernel in row blocks), "compiled" (the same through
     # torch.compile), "autograd" (through the N x N coefficient matrix, the reference), or "auto":
     # compiled on CPU from COMPILE_MIN_NEURONS neurons on (compiling takes tens of seconds once per
@@ -76,6 +80,7 @@ class ModuliRegularizer(nn.Module):
         permute: bool = False,
         generator: torch.Generator | None = None,
         points: Tensor | None = None,
+        invert: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(manifold, Manifold):
@@ -94,6 +99,8 @@ class ModuliRegularizer(nn.Module):
             raise ValueError(f"strength must be a finite real number >= 0, got {strength!r}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if invert and isinstance(inhibitor, Constant):
+            raise ValueError("invert=True on a Constant inhibitor gives an all-zero penalty; use invert=False")
         self.manifold = manifold
         self.inhibitor = inhibitor
         self.num_neurons = int(num_neurons)
@@ -102,6 +109,7 @@ class ModuliRegularizer(nn.Module):
         self.reduction = reduction
         self.learn_embedding = bool(learn_embedding)
         self.permute = bool(permute)
+        self.invert = bool(invert)
 
         if points is None:
             points = manifold.random(self.num_neurons, generator=generator)
@@ -155,14 +163,29 @@ class ModuliRegularizer(nn.Module):
         reference_manifold: Manifold | None = None,
         reference_inhibitor: Inhibitor | None = None,
         generator: torch.Generator | None = None,
+        rule: str = "applied",
         **kwargs,
     ) -> "ModuliRegularizer":
-        """The mean-matched L1 control: a constant equal to the mean DoG coefficient of a random
-        embedding (2-torus by default): the same overall strength as the DoG penalty, no geometry."""
+        """The mean-matched L1 control: every coefficient equals the mean over the N^2 entries of
+        a random embedding (``reference_manifold``, 2-torus by default, drawn with ``generator``).
+
+        ``rule="applied"``: the mean of ``reference_inhibitor`` (inverted DoG by default), the
+        coefficients a moduli penalty applies (about 66.3 on the 2-torus). ``rule="plain_dog"``:
+        the mean of the plain, non-inverted DoG term ``reference_inhibitor.plain`` (the research
+        code's ``--regpower mean``); on the 2-torus of period 10 its expectation is
+        14.873 (N - 1) / N (the diagonal is 0), with a standard deviation over draws of about
+        0.21 at N = 128 and 0.02 at N = 1024.
+        """
+        if rule not in MEAN_MATCHED_RULES:
+            raise ValueError(f"rule must be one of {MEAN_MATCHED_RULES}, got {rule!r}")
         reference_manifold = reference_manifold or Torus()
         reference_inhibitor = reference_inhibitor or DoG()
+        if rule == "plain_dog" and not isinstance(reference_inhibitor, DoG):
+            raise ValueError(f"rule 'plain_dog' needs a DoG reference inhibitor, got {reference_inhibitor!r}")
         points = reference_manifold.random(num_neurons, generator=generator)
-        mean = float(reference_inhibitor(reference_manifold.pairwise_distance(points)).mean())
+        distances = reference_manifold.pairwise_distance(points)
+        values = reference_inhibitor.plain(distances) if rule == "plain_dog" else reference_inhibitor(distances)
+        mean = float(values.mean())
         return cls(Torus(), num_neurons, Constant(mean), strength=strength, generator=generator, **kwargs)
 
     # ----------------------------------------------------------------- coefficients
@@ -176,9 +199,26 @@ class ModuliRegularizer(nn.Module):
             c = self.embedding.new_full((n, n), float(self.inhibitor.value))
         else:
             c = self.inhibitor(self.distances())
+            if self.invert:
+                c = c.max() - c
         if self.permutation is not None:
             c = c.reshape(-1)[self.permutation].reshape(c.shape)
         return c
+
+    def frozen(self) -> "ModuliRegularizer":
+        """A regulariser with this one's current positions as a fixed embedding, the same
+        permutation and settings: the same coefficients, no longer learned (e.g. for a lottery
+        model that keeps the trained model's embedding)."""
+        copy = type(self)(
+            self.manifold, self.num_neurons, self.inhibitor, exponent=self.exponent, strength=self.strength,
+            reduction=self.reduction, points=self.embedding.detach(), invert=self.invert,
+        )
+        if self.permutation is not None:
+            copy.permute = True
+            del copy.permutation  # the plain None attribute of an unpermuted regulariser
+            copy.register_buffer("permutation", self.permutation.clone())
+            copy._cached = copy._compute_coefficients().detach()
+        return copy.to(self.embedding.device)
 
     def coefficients(self) -> Tensor:
         """(N, N) coefficient matrix f(D) (permuted for the control); differentiable when learned."""
@@ -211,6 +251,8 @@ class ModuliRegularizer(nn.Module):
             raise ValueError(f"penalty_path must be one of {PENALTY_PATHS}, got {self.penalty_path!r}")
         if not self.learn_embedding or isinstance(self.inhibitor, Constant):
             return "autograd"  # cached coefficients, or no gradient to the positions at all
+        if self.invert:
+            return "autograd"  # max C - C: the maximum over all pairs couples every entry
         if self.penalty_path != "auto":
             return self.penalty_path
         big = self.num_neurons >= COMPILE_MIN_NEURONS
@@ -244,7 +286,7 @@ class ModuliRegularizer(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        if self.permutation is not None:
+        if self.permutation is not None and "_inverse_permutation" in self._buffers:
             self._inverse_permutation = _inverse(self.permutation)
         if not self.learn_embedding:
             with torch.no_grad():
@@ -254,5 +296,5 @@ class ModuliRegularizer(nn.Module):
         return (
             f"manifold={self.manifold!r}, num_neurons={self.num_neurons}, inhibitor={self.inhibitor!r}, "
             f"exponent={self.exponent}, strength={self.strength:g}, reduction={self.reduction!r}, "
-            f"learn_embedding={self.learn_embedding}, permute={self.permute}"
+            f"learn_embedding={self.learn_embedding}, permute={self.permute}, invert={self.invert}"
         )

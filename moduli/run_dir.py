@@ -8,6 +8,7 @@ Layout of ``<out_dir>/<task>-<config_hash>/``:
 - ``checkpoints/last.pt`` the latest training state (written atomically)
 - ``status.json``       ``{"status": "running" | "finished" | "failed", ...}``
 - ``summary.json``      final results, written last: its presence means the run is finished
+- ``tensorboard/``      with ``train.tensorboard: true``, the metrics records as TensorBoard scalars
 
 ``step`` (in metrics records and in checkpoint states) counts the optimizer steps completed so
 far. On resume, metrics records with a step beyond the checkpoint's are dropped, so the resumed
@@ -36,6 +37,7 @@ from .atomic import (
 )
 from .config import RunConfig, config_hash, config_to_yaml, load_config, validate_config
 from .errors import CheckpointError, ConfigError, RunDirError
+from .tensorboard_mirror import TensorBoardMirror
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -113,6 +115,8 @@ class RunDir:
         self.path = Path(path)
         self.config = config
         self.config_hash = config_hash(config)
+        self._tensorboard: TensorBoardMirror | None = None  # opened by the first logged record
+        self._tensorboard_purge_step: int | None = None  # set by resume()
 
     # -- locating and opening ------------------------------------------------------------------
     @staticmethod
@@ -199,6 +203,11 @@ class RunDir:
         return self.path / "checkpoints" / "last.pt"
 
     @property
+    def tensorboard_path(self) -> Path:
+        """``tensorboard/``: TensorBoard event files (with ``train.tensorboard: true``)."""
+        return self.path / "tensorboard"
+
+    @property
     def summary_path(self) -> Path:
         """``summary.json``: the final results (present only when the run finished)."""
         return self.path / "summary.json"
@@ -235,6 +244,7 @@ class RunDir:
     def mark_failed(self, error: BaseException | str) -> None:
         """Record status ``failed`` with a one-line description of ``error``."""
         text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+        self.close_tensorboard()
         self.set_status("failed", " ".join(text.split()))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
@@ -242,6 +252,7 @@ class RunDir:
         if not isinstance(summary, dict):
             raise TypeError(f"summary must be a dict, got {type(summary).__name__}")
         atomic_write_json(self.summary_path, summary)
+        self.close_tensorboard()
         self.set_status("finished")
 
     def summary(self) -> dict[str, Any] | None:
@@ -252,13 +263,27 @@ class RunDir:
 
     # -- metrics -------------------------------------------------------------------------------
     def log_metrics(self, record: dict[str, Any]) -> None:
-        """Append one metrics record; it must hold an integer ``step`` (steps completed)."""
+        """Append one metrics record; it must hold an integer ``step`` (steps completed).
+
+        With ``train.tensorboard`` the record's numeric fields also go to ``tensorboard/``.
+        """
         if not isinstance(record, dict):
             raise TypeError(f"a metrics record must be a dict, got {type(record).__name__}")
         step = record.get("step")
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise ValueError(f"a metrics record needs an integer 'step' >= 0 (steps completed), got {step!r}")
         append_jsonl(self.metrics_path, record)
+        if self.config.train.tensorboard:
+            if self._tensorboard is None:
+                self._tensorboard = TensorBoardMirror(self.tensorboard_path, self._tensorboard_purge_step)
+                self._tensorboard_purge_step = None
+            self._tensorboard.add(record)
+
+    def close_tensorboard(self) -> None:
+        """Close the TensorBoard event file, if one is open (a later record opens a new one)."""
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """All metrics records in logging order."""
@@ -340,7 +365,9 @@ class RunDir:
         Returns the checkpoint state or None (start from scratch).
         """
         state = self.load_checkpoint(map_location)
-        self.truncate_metrics(state["step"] if state is not None else -1)
+        last_step = state["step"] if state is not None else -1
+        self.truncate_metrics(last_step)
+        self._tensorboard_purge_step = last_step + 1  # TensorBoard hides the dropped records too
         return state
 
     def __repr__(self) -> str:

@@ -143,7 +143,7 @@ class TorchNavigation(torch.nn.Module):
         return [self.regularizer.embedding] if self.regularizer is not None and self.regularizer.learn_embedding else []
 
 
-VARIANTS = ("torch", "moduli", "fixed", "learned", "learned-autograd", "torch-learned")
+VARIANTS = ("torch", "moduli", "fixed", "learned", "learned-fused", "learned-autograd", "torch-learned")
 
 
 def _torus_dog(hidden: int, learned: bool, path: str = "auto") -> ModuliRegularizer:
@@ -153,8 +153,9 @@ def _torus_dog(hidden: int, learned: bool, path: str = "auto") -> ModuliRegulari
 
 
 def navigation_model(variant: str, place_cells: int, hidden: int) -> torch.nn.Module:
-    """variant: "torch" | "moduli" (no penalty) | "fixed" | "learned" | "learned-autograd" (torus DoG
-    penalty on PathIntegrationRNN; the last through the reference autograd path) | "torch-learned"
+    """variant: "torch" | "moduli" (no penalty) | "fixed" | "learned" | "learned-fused" |
+    "learned-autograd" (torus DoG penalty on PathIntegrationRNN; the learned one on the path "auto"
+    picks, on the fused kernel uncompiled, or through the reference autograd path) | "torch-learned"
     (``torch.nn.RNN`` with a learned torus DoG penalty)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; allowed: {', '.join(VARIANTS)}")
@@ -164,7 +165,7 @@ def navigation_model(variant: str, place_cells: int, hidden: int) -> torch.nn.Mo
         return TorchNavigation(place_cells, hidden, _torus_dog(hidden, learned=True))
     if variant == "moduli":
         return PathIntegrationRNN(place_cells, hidden)
-    path = "autograd" if variant == "learned-autograd" else "auto"
+    path = {"learned-autograd": "autograd", "learned-fused": "fused"}.get(variant, "auto")
     learned = variant != "fixed"
     return PathIntegrationRNN(place_cells, hidden, regularizer=lambda l, h: _torus_dog(h, learned, path))
 
@@ -372,10 +373,12 @@ class Bench:
                          size=size, ratio=None, target="report",
                          note=f"{first:.1f} s, path {path!r}" + (
                              " (compiling; less when torch.compile's disk cache has it)" if path == "compiled" else ""))
-        ratio, tb, tv, _, _ = timed("moduli", "learned-autograd")
-        self.add(id="P2", what="train step with learned penalty, reference autograd path (penalty_path='autograd')",
-                 baseline="same step, no penalty", size=size, ratio=ratio, target="report",
-                 note=f"{tv * 1e3:.1f} vs {tb * 1e3:.1f} ms")
+        for variant, path in (("learned-fused", "fused"), ("learned-autograd", "autograd")):
+            ratio, tb, tv, _, _ = timed("moduli", variant)
+            how = "fused kernel uncompiled" if path == "fused" else "reference autograd path"
+            self.add(id="P2", what=f"train step with learned penalty, {how} (penalty_path={path!r})",
+                     baseline="same step, no penalty", size=size, ratio=ratio, target="report",
+                     note=f"{tv * 1e3:.1f} vs {tb * 1e3:.1f} ms")
         ratio, tb, tv, _, _ = timed("torch", "torch-learned")
         self.add(id="P2", what="torch.nn.RNN + AdamW + learned torus DoG penalty (RiemannianAdam on positions)",
                  baseline="same torch.nn.RNN step, no penalty", size=size, ratio=ratio, target="<= 1.10x",

@@ -2,6 +2,7 @@
 
 from .load import (
     HASH_EXCLUDED,
+    HASH_OMITTED_AT_DEFAULT,
     config_from_dict,
     config_hash,
     config_to_dict,
@@ -12,6 +13,8 @@ from .load import (
 from .schema import (
     INHIBITOR_NAMES,
     MANIFOLD_NAMES,
+    PLACE_CELL_TUNINGS,
+    RECURRENT_INITS,
     SMOOTH_MANIFOLDS,
     TASKS,
     AddingConfig,
@@ -28,8 +31,11 @@ from .validate import validate_config
 
 __all__ = [
     "HASH_EXCLUDED",
+    "HASH_OMITTED_AT_DEFAULT",
     "INHIBITOR_NAMES",
     "MANIFOLD_NAMES",
+    "PLACE_CELL_TUNINGS",
+    "RECURRENT_INITS",
     "SMOOTH_MANIFOLDS",
     "TASKS",
     "AddingConfig",

@@ -27,8 +27,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
 from ..errors import ConfigError
-from .schema import RunConfig
-from .validate import closest, config_error, show_value, validate_config
+from ..resources import RECIPE_GROUPS, config_root, resolve_config
+from .schema import TASKS, RunConfig
+from .validate import closest, config_error, show_value, suggest, validate_config
 
 __all__ = [
     "load_config",
@@ -38,15 +39,37 @@ __all__ = [
     "config_hash",
     "hashed_content",
     "HASH_EXCLUDED",
+    "HASH_OMITTED_AT_DEFAULT",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 # Fields that never change a run's results, left out of config_hash: where the run is stored,
-# how often it logs, how often it checkpoints (a resumed run equals an uninterrupted one), and
-# whether missing data may be downloaded. The sections of the tasks a run does not train, and
-# model.embedding_size outside the language task, are left out as well (see hashed_content).
-HASH_EXCLUDED: tuple[str, ...] = ("out_dir", "train.log_every", "train.checkpoint_every", "language.download")
+# how often it logs, how often it checkpoints (a resumed run equals an uninterrupted one),
+# whether missing data may be downloaded, and whether metrics are mirrored to TensorBoard. The
+# sections of the tasks a run does not train, and model.embedding_size outside the language task,
+# are left out as well (see hashed_content).
+HASH_EXCLUDED: tuple[str, ...] = (
+    "out_dir", "train.log_every", "train.checkpoint_every", "language.download", "train.tensorboard",
+)
+# Keys added after run directories were published: left out of config_hash while they hold their
+# schema default (the behaviour every earlier run had), so those runs keep their hashes; any other
+# value is hashed like every key. A key added later belongs here when its default is the earlier
+# behaviour (regularizer.mean_matched and pruning.lottery_schedule are not: their defaults changed
+# what earlier runs did, so they are always hashed).
+HASH_OMITTED_AT_DEFAULT: tuple[str, ...] = (
+    "navigation.place_cell_tuning",
+    "navigation.start_tuning",
+    "navigation.velocity_units",
+    "model.recurrent_init",
+    "model.recurrent_init_scale",
+    "regularizer.invert",
+    "regularizer.embedding_optimizer",
+    "regularizer.embedding_grad_decay",
+    "regularizer.embedding_init_scale",
+    "pruning.lottery_embedding",
+    "train.stabilise_epochs",
+)
 
 _KEY_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _RESOLVER_RE = re.compile(r"\$\{[^}]*:")  # "${name:" starts a resolver call, e.g. ${oc.env:HOME}
@@ -151,7 +174,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         if not path.is_dir() and _KEY_RE.match(str(path)) and path.suffix not in (".yaml", ".yml"):
             hint = f", or write an override as key=value (e.g. {path}=...)"  # a key whose '=' was forgotten
         raise config_error(
-            f"config file {str(path)!r} {where}; pass the path of a YAML file (e.g. configs/adding.yaml){hint}"
+            f"config file {str(path)!r} {where}; pass the path of a YAML file (e.g. configs/adding.yaml) "
+            f"or the name of a shipped config (e.g. adding, tiny, regularizer/l1){hint}"
         )
     try:
         text = path.read_text(encoding="utf-8")
@@ -266,9 +290,59 @@ def load_config(
     for p in paths:
         if not isinstance(p, (str, os.PathLike)):
             raise TypeError(f"config paths must be str or Path, got {type(p).__name__}: {p!r}")
-        layers.extend(_layers_of_file(Path(p), ()))
-    layers.extend(_override_layer(item) for item in overrides)
-    return _merge_layers(layers, check_hardware)
+        layers.extend(_layers_of_file(resolve_config(p), ()))
+    overridden: list[tuple[str, str]] = []  # (dotted key, source) of every key=value override
+    for item in overrides:
+        recipe = _recipe_file(item)
+        if recipe is not None:
+            layers.extend(_layers_of_file(recipe, ()))
+            continue
+        source, data = _override_layer(item)
+        layers.append((source, data))
+        overridden.extend((key, source) for key in _dotted_keys(data))
+    cfg = _merge_layers(layers, check_hardware)
+    for key, source in overridden:
+        owner = task_of_key(key)
+        if owner is not None and owner != cfg.task:
+            raise config_error(
+                f"{key} applies to task {owner!r}, but this run trains {cfg.task!r}, so it would have no effect "
+                f"(in {source}); remove it, or set task={owner}"
+            )
+    return cfg
+
+
+def task_of_key(key: str) -> str | None:
+    """The task a dotted key belongs to (``adding.seq_len`` -> adding), or None for a shared key."""
+    section = key.split(".", 1)[0]
+    if section in TASKS:
+        return section
+    return "language" if key == "model.embedding_size" else None
+
+
+def _dotted_keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            keys.extend(_dotted_keys(value, f"{prefix}{key}."))
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _recipe_file(item: Any) -> Path | None:
+    """The recipe YAML of a group override such as ``regularizer=torus_dog``; None for other overrides."""
+    if not isinstance(item, str) or "=" not in item:
+        return None
+    key, value = (part.strip() for part in item.split("=", 1))
+    if key not in RECIPE_GROUPS:
+        return None
+    recipes = sorted(p.stem for p in (config_root() / key).glob("*.yaml"))
+    if value not in recipes:
+        raise config_error(
+            f"override {item!r}: {value!r} is not a {key} recipe{suggest(value, recipes)}; allowed: "
+            f"{', '.join(recipes)} (or set single keys, e.g. {key}.{'kind' if key == 'regularizer' else 'method'}=...)"
+        )
+    return config_root() / key / f"{value}.yaml"
 
 
 def config_from_dict(
@@ -295,17 +369,20 @@ def config_to_yaml(cfg: RunConfig) -> str:
 def hashed_content(cfg: RunConfig) -> dict[str, Any]:
     """The part of the config that determines results (what :func:`config_hash` digests).
 
-    Drops :data:`HASH_EXCLUDED`, the sections of the tasks other than ``cfg.task``, and
-    ``model.embedding_size`` unless the task is language.
+    Drops :data:`HASH_EXCLUDED`, the keys of :data:`HASH_OMITTED_AT_DEFAULT` that hold their
+    default, the sections of the tasks other than ``cfg.task``, and ``model.embedding_size``
+    unless the task is language.
     """
     data = config_to_dict(cfg)
-    for key in HASH_EXCLUDED:
+    defaults = config_to_dict(RunConfig(task=cfg.task))
+    for key in HASH_EXCLUDED + HASH_OMITTED_AT_DEFAULT:
         *parents, leaf = key.split(".")
-        node = data
+        node, default = data, defaults
         for part in parents:
-            node = node[part]
-        node.pop(leaf, None)
-    for task in ("navigation", "adding", "language"):
+            node, default = node[part], default[part]
+        if key in HASH_EXCLUDED or node.get(leaf) == default[leaf]:
+            node.pop(leaf, None)
+    for task in TASKS:
         if task != cfg.task:
             data.pop(task, None)
     if cfg.task != "language":

@@ -16,7 +16,10 @@ __all__ = [
     "TASKS",
     "MANIFOLD_NAMES",
     "SMOOTH_MANIFOLDS",
+    "EUCLIDEAN_MANIFOLDS",
     "INHIBITOR_NAMES",
+    "PLACE_CELL_TUNINGS",
+    "RECURRENT_INITS",
     "NavigationConfig",
     "AddingConfig",
     "LanguageConfig",
@@ -32,7 +35,10 @@ TASKS: tuple[str, ...] = ("navigation", "adding", "language")
 MANIFOLD_NAMES: tuple[str, ...] = ("torus", "torus6", "klein", "circle", "sphere", "s3", "mixed", "r3", "r9")
 # Manifolds with a smooth (Riemannian) structure, on which an embedding can be learned.
 SMOOTH_MANIFOLDS: frozenset[str] = frozenset(MANIFOLD_NAMES)
+EUCLIDEAN_MANIFOLDS: tuple[str, ...] = ("r3", "r9")  # Gaussian starts (regularizer.embedding_init_scale)
 INHIBITOR_NAMES: tuple[str, ...] = ("dog", "diffusion", "ripple", "gaussian", "identity", "constant")
+PLACE_CELL_TUNINGS: tuple[str, ...] = ("dog", "gaussian")  # as moduli.tasks.place_cells.TUNINGS
+RECURRENT_INITS: tuple[str, ...] = ("default", "identity", "orthogonal", "he_uniform")  # moduli.models.recurrent_init
 
 
 def _choice(default: Any, allowed: tuple[Any, ...]) -> Any:
@@ -64,6 +70,13 @@ class NavigationConfig:
     eval_batches: int = _ranged(5, ge=1)  # fresh batches drawn for each evaluation
     eval_batch_size: int = _ranged(200, ge=1)  # trajectories per evaluation batch
     place_cell_seed: int = 0  # seed of the fixed place-cell centres (independent of train.seed)
+    # tuning of the place cells (targets and start state): dog (difference of Gaussians, the
+    # paper; nearly uniform at sigma 0.12) or gaussian (softmax of -d^2 / (2 sigma^2), peaked)
+    place_cell_tuning: str = _choice("dog", PLACE_CELL_TUNINGS)
+    # tuning of the start state encoder(cells(start)) alone: same (as place_cell_tuning), dog or gaussian
+    start_tuning: str = _choice("same", ("same",) + PLACE_CELL_TUNINGS)
+    # velocity input: per_step (metres per step, the paper) or per_second (per_step / dt, dt = 0.02 s)
+    velocity_units: str = _choice("per_step", ("per_step", "per_second"))
 
 
 @dataclass
@@ -99,6 +112,10 @@ class ModelConfig:
     bias: bool = False  # bias vectors in the recurrent layers
     embedding_size: int = _ranged(650, ge=1)  # token embedding width (language task only)
     dropout: float = _ranged(0.0, ge=0, lt=1)  # dropout probability between layers
+    # initialisation of every W_hh: default (torch's U(-1/sqrt(N), 1/sqrt(N)), the paper),
+    # identity (scale * I), orthogonal (random, gain scale), he_uniform (U(-sqrt(6/N), sqrt(6/N)))
+    recurrent_init: str = _choice("default", RECURRENT_INITS)
+    recurrent_init_scale: float = _ranged(1.0, gt=0)  # factor of an identity or orthogonal W_hh
 
 
 @dataclass
@@ -106,17 +123,31 @@ class RegularizerConfig:
     """Penalty on the recurrent weights: strength * reduce(f(d_M(i, j)) * |w_ij|^exponent)."""
 
     # none: no penalty; moduli: geometric penalty f(d) from the manifold and inhibitor;
-    # l1: f = 1 everywhere; mean_matched_l1: f = mean of the inhibitor's coefficients
+    # l1: f = 1 everywhere; mean_matched_l1: f = a constant, see mean_matched
     kind: str = _choice("moduli", ("none", "moduli", "l1", "mean_matched_l1"))
     manifold: str = _choice("torus", MANIFOLD_NAMES)  # moduli space the hidden neurons live on
     inhibitor: str = _choice("dog", INHIBITOR_NAMES)  # f applied to the geodesic distances
     exponent: int = _choice(1, (1, 2))  # power l of |w_ij|
     strength: float = _ranged(0.1, ge=0)  # multiplier of the penalty in the loss
     reduction: str = _choice("mean", ("mean", "sum"))  # reduction over the N^2 entries
-    learn_embedding: bool = False  # True: neuron positions are parameters (Riemannian Adam)
-    embedding_lr: float = _ranged(1e-3, gt=0)  # learning rate of learned embeddings
+    # constant of kind mean_matched_l1 -- plain_dog: mean over the N^2 entries of the plain
+    # (non-inverted) DoG on a random embedding of the N neurons on `manifold` (the research code;
+    # about 14.9 on the 2-torus); applied: mean of the coefficients the moduli penalty of
+    # `manifold` and `inhibitor` applies (about 66.3 for the inverted torus DoG)
+    mean_matched: str = _choice("plain_dog", ("plain_dog", "applied"))
+    invert: bool = False  # True: f -> max f(D) - f(D), the maximum over the N x N matrix
+    learn_embedding: bool = False  # True: neuron positions are parameters
+    # optimiser of learned positions -- riemannian_adam: geoopt's RiemannianAdam at embedding_lr;
+    # shared: the weights' optimiser (same algorithm and lr, gradient clipped together with the
+    # weights), then each position is projected back onto the manifold
+    embedding_optimizer: str = _choice("riemannian_adam", ("riemannian_adam", "shared"))
+    embedding_lr: float = _ranged(1e-3, gt=0)  # learning rate of riemannian_adam
+    embedding_grad_decay: float = _ranged(1.0, gt=0, le=1)  # positions' gradient x decay^epoch
+    embedding_init_scale: float = _ranged(1.0, gt=0)  # R^3 / R^9 start: scale x N(0, 1) per coordinate
     permute: bool = False  # True: shuffle the N^2 coefficients (control without geometry)
-    extra_l1: float = _ranged(0.0, ge=0)  # plain L1 strength on non-recurrent weights
+    # plain L1 on the language model's embedding, decoder and input-to-hidden matrices:
+    # extra_l1 x mean |w| of each, in every run (regularizer.kind none included)
+    extra_l1: float = _ranged(0.0, ge=0)
 
 
 @dataclass
@@ -132,6 +163,12 @@ class PruningConfig:
     schedule: str = _choice("linear", ("linear", "cubic", "oneshot"))
     parameters: Optional[List[str]] = None  # names of pruned weights; None: the task's default
     lottery: bool = False  # True: retrain a re-initialised model under the final mask
+    # neuron positions of the lottery model -- fresh: a new random embedding (learned again if
+    # learn_embedding); reuse: the trained model's final positions, fixed
+    lottery_embedding: str = _choice("fresh", ("fresh", "reuse"))
+    # learning-rate schedule of the lottery phase -- keep_best: the lr restarts at optim.lr and the
+    # plateau schedule keeps the first training's best validation loss; fresh: a new schedule
+    lottery_schedule: str = _choice("keep_best", ("keep_best", "fresh"))
     moduli_magnitude_weight: float = _ranged(0.5, ge=0, le=1)  # magnitude share (method moduli)
 
 
@@ -139,6 +176,8 @@ class PruningConfig:
 class OptimConfig:
     """Optimizer of the network weights."""
 
+    # adamw, adam, sgd: torch's; modular_adam, modular_sgd: the same directions with every update
+    # normalised in the modular norm of the model (modula_core.optim)
     name: str = _choice("adamw", ("adamw", "adam", "sgd", "modular_adam", "modular_sgd"))
     lr: float = _ranged(1e-4, gt=0)  # learning rate
     weight_decay: float = _ranged(0.01, ge=0)  # (decoupled for adamw) weight decay
@@ -154,7 +193,10 @@ class OptimConfig:
 class TrainConfig:
     """Length, batching, seeding and hardware of a run."""
 
-    epochs: int = _ranged(30, ge=1)  # training epochs
+    epochs: int = _ranged(30, ge=1)  # training epochs (the pruning schedule spans them)
+    # extra epochs after `epochs` under the final mask, learned positions frozen (the research
+    # code's stabilising epochs); the lottery phase, if any, follows them
+    stabilise_epochs: int = _ranged(0, ge=0)
     # optimizer steps per epoch; None (language only): one full pass over the training split;
     # for language an integer caps the batches of an epoch
     steps_per_epoch: Optional[int] = _ranged(1000, ge=1)
@@ -165,6 +207,9 @@ class TrainConfig:
     precision: str = _choice("fp32", ("fp32", "bf16"))  # bf16 autocast needs CUDA
     checkpoint_every: int = _ranged(1, ge=1)  # epochs between checkpoints
     log_every: int = _ranged(100, ge=1)  # steps between logged training metrics
+    # True: also write the metrics records as TensorBoard scalars to <run dir>/tensorboard/
+    # (needs the tensorboard extra: pip install -e ".[tensorboard]")
+    tensorboard: bool = False
 
     @property
     def effective_seed(self) -> int:

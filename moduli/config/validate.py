@@ -14,7 +14,7 @@ import re
 from typing import Any, Iterable
 
 from ..errors import ConfigError
-from .schema import SMOOTH_MANIFOLDS, RunConfig
+from .schema import EUCLIDEAN_MANIFOLDS, SMOOTH_MANIFOLDS, RunConfig
 
 __all__ = ["validate_config", "show_value", "config_error", "closest", "suggest"]
 
@@ -151,11 +151,36 @@ def _check_device(device: str, precision: str, check_hardware: bool) -> None:
             )
 
 
+# Tasks whose model has exactly one recurrent layer (so no dropout between layers either).
+_ONE_LAYER_TASKS: tuple[str, ...] = ("navigation", "adding")
+
+
+def _check_model_for_task(cfg: RunConfig) -> None:
+    """Refuse keys that act on parts the task's model does not have."""
+    model = cfg.model
+    if cfg.task in _ONE_LAYER_TASKS and model.num_layers != 1:
+        raise config_error(
+            f"model.num_layers = {model.num_layers} is not used by task {cfg.task!r}: its model has one recurrent "
+            "layer (as in the paper); allowed: 1"
+        )
+    if cfg.task != "language" and cfg.regularizer.extra_l1 != 0:
+        raise config_error(
+            f"regularizer.extra_l1 = {cfg.regularizer.extra_l1} is not used by task {cfg.task!r}: it penalises the "
+            "language model's embedding, decoder and input matrices; allowed: 0"
+        )
+    if cfg.task in _ONE_LAYER_TASKS and model.dropout != 0:
+        raise config_error(
+            f"model.dropout = {model.dropout} is not used by task {cfg.task!r}: dropout acts between stacked "
+            "layers and its model has one; allowed: 0"
+        )
+
+
 def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig:
     """Check every field and the cross-field rules of ``cfg``; return it unchanged.
 
-    ``check_hardware`` also checks that a requested CUDA device exists on this machine (turn
-    it off when the run will execute elsewhere, e.g. on a cluster node).
+    ``check_hardware`` also checks that a requested CUDA device exists on this machine and that
+    the package ``train.tensorboard`` needs is installed (turn it off when the run will execute
+    elsewhere, e.g. on a cluster node).
     Raises ConfigError (one line naming key, value and what is allowed) on the first problem.
     """
     if not isinstance(cfg, RunConfig):
@@ -178,10 +203,48 @@ def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig
             f"regularizer.permute = true needs regularizer.kind = 'moduli', got {reg.kind!r}; "
             "allowed: set permute: false or kind: moduli"
         )
+    if reg.invert and reg.kind != "moduli":
+        raise config_error(
+            f"regularizer.invert = true needs regularizer.kind = 'moduli', got {reg.kind!r} (inverting the constant "
+            "of an L1 control gives an all-zero penalty); allowed: set invert: false or kind: moduli"
+        )
+    if reg.invert and reg.inhibitor == "constant":
+        raise config_error(
+            "regularizer.invert = true with regularizer.inhibitor = 'constant' gives an all-zero penalty; "
+            "allowed: invert: false, or another inhibitor"
+        )
+    if reg.kind == "mean_matched_l1" and reg.mean_matched == "plain_dog" and reg.inhibitor != "dog":
+        raise config_error(
+            f"regularizer.mean_matched = 'plain_dog' is the mean of the plain DoG, but regularizer.inhibitor = "
+            f"{reg.inhibitor!r}; allowed: inhibitor: dog, or mean_matched: applied (the mean of {reg.inhibitor!r})"
+        )
+    if reg.embedding_init_scale != 1.0 and reg.manifold not in EUCLIDEAN_MANIFOLDS:
+        raise config_error(
+            f"regularizer.embedding_init_scale = {reg.embedding_init_scale:g} scales the Gaussian start on "
+            f"{' / '.join(EUCLIDEAN_MANIFOLDS)}, but regularizer.manifold = {reg.manifold!r} starts uniform; "
+            "allowed: 1.0 there"
+        )
+    if reg.learn_embedding and reg.embedding_optimizer == "shared" and cfg.optim.name not in ("adamw", "adam", "sgd"):
+        raise config_error(
+            f"regularizer.embedding_optimizer = 'shared' needs a plain optimiser for the positions, but optim.name = "
+            f"{cfg.optim.name!r}; allowed: optim.name adamw, adam or sgd, or embedding_optimizer: riemannian_adam"
+        )
+    if reg.extra_l1 > 0 and cfg.task != "language":
+        raise config_error(
+            f"regularizer.extra_l1 = {reg.extra_l1:g} penalises the language model's embedding, decoder and input "
+            f"matrices, but task = {cfg.task!r}; allowed here: 0"
+        )
     if prune.lottery and prune.method == "none":
         raise config_error(
             "pruning.lottery = true needs a pruning mask but pruning.method = 'none'; "
             "allowed: lottery: false, or method: magnitude, random or moduli"
+        )
+    model = cfg.model
+    if model.recurrent_init_scale != 1.0 and model.recurrent_init not in ("identity", "orthogonal"):
+        raise config_error(
+            f"model.recurrent_init_scale = {model.recurrent_init_scale} only applies to recurrent_init identity or "
+            f"orthogonal, not {model.recurrent_init!r}; allowed: recurrent_init_scale: 1.0, or recurrent_init: "
+            "identity or orthogonal"
         )
     if len(cfg.optim.betas) != 2 or not all(0 <= b < 1 for b in cfg.optim.betas):
         raise config_error(
@@ -197,7 +260,22 @@ def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig
             f"train.steps_per_epoch = null (one pass over the data) only applies to task language, "
             f"not {cfg.task!r}; allowed: an integer >= 1"
         )
+    if prune.method == "moduli" and reg.kind != "moduli":
+        raise config_error(
+            f"pruning.method = 'moduli' keeps each neuron's neighbours on the manifold, but regularizer.kind = "
+            f"{reg.kind!r} places no neurons on one; allowed: regularizer.kind = moduli, or pruning.method = "
+            "magnitude or random"
+        )
+    _check_model_for_task(cfg)
     if not cfg.out_dir:
         raise config_error("out_dir = '' is empty; allowed: a directory path")
     _check_device(train.device, train.precision, check_hardware)
+    if check_hardware and train.tensorboard:
+        from ..tensorboard_mirror import INSTALL_HINT, tensorboard_available
+
+        if not tensorboard_available():
+            raise config_error(
+                f"train.tensorboard = true needs the tensorboard package, which is not installed; "
+                f"install it with {INSTALL_HINT}, or set train.tensorboard=false"
+            )
     return cfg

@@ -7,6 +7,7 @@ Each figure function takes an output directory and returns the list of paths it 
 - :func:`inhibitor_profiles`: the inhibitors f(d), and the DoG over the torus / Klein bottle domains
 - :func:`embedding_snapshots`: learned neuron positions over the training epochs
 - :func:`persistence_diagram`: persistent homology of neuron positions (needs ``pip install "moduli[tda]"``)
+- :func:`training_curves`: loss, metric and sparsity against the step of one or several runs
 """
 
 from .connectivity import NeuronConnectivity, figure_1c, median_neuron, neuron_connectivity
@@ -14,6 +15,7 @@ from .embeddings import embedding_snapshots, load_embedding_snapshots, planar_co
 from .inhibitor_profiles import coefficient_grid, inhibitor_curves, inhibitor_profiles
 from .persistence import persistence, persistence_diagram
 from .sparsity_curves import error_vs_sparsity
+from .training_curves import curves_frame, training_curves
 
 __all__ = [
     "error_vs_sparsity",
@@ -30,4 +32,6 @@ __all__ = [
     "planar_coordinates",
     "persistence_diagram",
     "persistence",
+    "training_curves",
+    "curves_frame",
 ]

@@ -61,14 +61,39 @@ class DoG(Inhibitor):
         u = self.peak_distance**2
         return self.amplitude * (math.exp(-u / self.sigma_wide) - math.exp(-u / self.sigma_narrow))
 
+    def plain(self, d: Tensor) -> Tensor:
+        """The non-inverted DoG ``amplitude * (exp(-d^2 / sigma_wide) - exp(-d^2 / sigma_narrow))``:
+        0 at d = 0, ``peak_value`` at ``peak_distance``, -> 0 at long range; same shape as ``d``."""
+        if not isinstance(d, Tensor) or not d.is_floating_point():
+            raise TypeError(f"DoG.plain expects a floating torch.Tensor of distances, got {getattr(d, 'dtype', type(d).__name__)}")
+        d2 = d * d
+        return self.amplitude * (torch.exp(-d2 / self.sigma_wide) - torch.exp(-d2 / self.sigma_narrow))
+
+    def plain_torus_mean(self, num_neurons: int, period: float = 10.0) -> float:
+        """Expected mean of :meth:`plain` over the N x N distance matrix of ``num_neurons``
+        uniform random points on the flat 2-torus of side ``period`` (diagonal included, where
+        ``plain`` is 0): ``(N - 1) / N * amplitude * (g(sigma_wide) - g(sigma_narrow)) / period^2``
+        with ``g(s) = (sqrt(pi s) erf(period / (2 sqrt(s))))^2``, the integral of ``exp(-d^2 / s)``
+        over the torus. Defaults: 14.873 (N - 1) / N."""
+        if isinstance(num_neurons, bool) or not isinstance(num_neurons, int) or num_neurons < 1:
+            raise ValueError(f"num_neurons must be a positive int, got {num_neurons!r}")
+        period = check_positive(period, "torus period")
+
+        def integral(s: float) -> float:
+            return (math.sqrt(math.pi * s) * math.erf(period / (2.0 * math.sqrt(s)))) ** 2
+
+        pair = self.amplitude * (integral(self.sigma_wide) - integral(self.sigma_narrow)) / period**2
+        return pair * (num_neurons - 1) / num_neurons
+
     def _from_squared(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The unclamped f and the two Gaussians at squared distance ``s``."""
+        """The unclamped f and the two Gaussians at squared distance ``s`` (floored exponentials:
+        :meth:`_apply`'s values to 2e-33, without the CPU's slow path for long distances)."""
         wide = exp_floored(-s / self.sigma_wide)
         narrow = exp_floored(-s / self.sigma_narrow)
         return self.offset - self.amplitude * (wide - narrow), wide, narrow
 
     def _apply(self, d: Tensor) -> Tensor:
-        out = self._from_squared(d * d)[0]
+        out = self.offset - self.plain(d)
         if self.offset_spec == "peak":
             # exact maths gives f >= 0; clamp only removes float rounding (~1e-5 in float32)
             out = out.clamp_min(0.0)

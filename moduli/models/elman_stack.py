@@ -18,6 +18,7 @@ from modula_core import Vector
 from modula_core.recurrent import ElmanRNN
 
 from ..regularizer import ModuliRegularizer
+from .recurrent_init import check_recurrent_init, init_recurrent_
 
 NONLINEARITIES = ("relu", "tanh")
 
@@ -35,6 +36,8 @@ class ElmanStack(nn.Module):
         bias: add ``bias_ih`` and ``bias_hh`` as torch.nn.RNN does.
         dropout: dropout between layers (training only), as torch.nn.RNN.
         regularizer: optional factory building one regulariser per layer.
+        recurrent_init: rule for every W_hh (see :mod:`moduli.models.recurrent_init`).
+        recurrent_init_scale: factor of the identity / orthogonal W_hh.
     """
 
     input_size: int  # features of the input sequence
@@ -43,6 +46,8 @@ class ElmanStack(nn.Module):
     nonlinearity: str  # "relu" | "tanh"
     bias: bool  # whether the layers have biases
     dropout: float  # dropout probability between layers
+    recurrent_init: str  # initialisation rule of every W_hh
+    recurrent_init_scale: float  # its scale (identity, orthogonal)
     cells: list[ElmanRNN]  # the modula_core atoms, one per layer (weights live in this module)
     regularizers: nn.ModuleList | None  # one ModuliRegularizer per layer, or None
 
@@ -55,6 +60,8 @@ class ElmanStack(nn.Module):
         bias: bool = False,
         dropout: float = 0.0,
         regularizer: RegularizerFactory | None = None,
+        recurrent_init: str = "default",
+        recurrent_init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
@@ -64,6 +71,8 @@ class ElmanStack(nn.Module):
             raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_recurrent_init(recurrent_init, recurrent_init_scale)
+        self.recurrent_init, self.recurrent_init_scale = recurrent_init, float(recurrent_init_scale)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.nonlinearity, self.bias, self.dropout = nonlinearity, bool(bias), float(dropout)
         self.cells = []
@@ -93,11 +102,15 @@ class ElmanStack(nn.Module):
                     )
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """torch.nn.RNN's default initialisation: every entry ~ U(-1/sqrt(N), 1/sqrt(N))."""
+        """torch.nn.RNN's default initialisation (every entry ~ U(-1/sqrt(N), 1/sqrt(N))), then
+        every W_hh by ``self.recurrent_init`` (the lottery ticket's re-initialisation calls this)."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         with torch.no_grad():
             for p in self.layer_parameters_flat():
                 p.uniform_(-bound, bound, generator=generator)
+        if self.recurrent_init != "default":
+            for weight in self.recurrent_weights():
+                init_recurrent_(weight, self.recurrent_init, self.recurrent_init_scale, generator=generator)
 
     def layer_parameters(self, layer: int) -> list[nn.Parameter]:
         """Layer ``layer``'s weights in torch.nn.RNN's flat order (W_ih, W_hh[, b_ih, b_hh])."""
@@ -151,4 +164,6 @@ class ElmanStack(nn.Module):
         return (
             f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
             f"nonlinearity={self.nonlinearity!r}, bias={self.bias}, dropout={self.dropout}"
+            + (f", recurrent_init={self.recurrent_init!r}" if self.recurrent_init != "default" else "")
+            + (f", recurrent_init_scale={self.recurrent_init_scale}" if self.recurrent_init_scale != 1.0 else "")
         )

@@ -19,6 +19,10 @@ class RNNLanguageModel(RecurrentModel):
         nonlinearity: "tanh" (paper) or "relu".
         dropout: between layers and on the embedding/decoder inputs (0 in the paper).
         regularizer: factory of one moduli regulariser per layer.
+        bias: biases in the recurrent layers (torch.nn.RNN's default); the decoder always has one.
+        recurrent_init: rule for every layer's W_hh ("default", "identity", "orthogonal", "he_uniform"; see
+            :mod:`moduli.models.recurrent_init`).
+        recurrent_init_scale: factor of an identity or orthogonal W_hh.
     """
 
     def __init__(
@@ -30,11 +34,17 @@ class RNNLanguageModel(RecurrentModel):
         nonlinearity: str = "tanh",
         dropout: float = 0.0,
         regularizer: RegularizerFactory | None = None,
+        bias: bool = True,
+        recurrent_init: str = "default",
+        recurrent_init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_size)  # token -> vector
         self.drop = nn.Dropout(dropout)
-        self.rnn = ElmanStack(embedding_size, hidden_size, num_layers, nonlinearity, bias=True, dropout=dropout, regularizer=regularizer)
+        self.rnn = ElmanStack(
+            embedding_size, hidden_size, num_layers, nonlinearity, bias=bias, dropout=dropout,
+            regularizer=regularizer, recurrent_init=recurrent_init, recurrent_init_scale=recurrent_init_scale,
+        )
         self.decoder = nn.Linear(hidden_size, vocab_size)  # hidden -> next-token logits
         self.PRUNABLE = ("embedding.weight", "decoder.weight") + tuple(
             f"rnn.{kind}_l{layer}" for layer in range(num_layers) for kind in ("weight_ih", "weight_hh")

@@ -21,6 +21,10 @@ class PathIntegrationRNN(RecurrentModel):
         hidden_size: N (4096 in the paper).
         nonlinearity: "relu" (paper) or "tanh".
         regularizer: factory of the moduli regulariser of W_hh.
+        bias: biases in the recurrent layer (none in the paper); encoder and decoder never have one.
+        recurrent_init: rule for W_hh ("default", "identity", "orthogonal", "he_uniform"; see
+            :mod:`moduli.models.recurrent_init`).
+        recurrent_init_scale: factor of an identity or orthogonal W_hh.
     """
 
     PRUNABLE = ("encoder.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "decoder.weight")
@@ -31,10 +35,16 @@ class PathIntegrationRNN(RecurrentModel):
         hidden_size: int = 4096,
         nonlinearity: str = "relu",
         regularizer: RegularizerFactory | None = None,
+        bias: bool = False,
+        recurrent_init: str = "default",
+        recurrent_init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.encoder = nn.Linear(num_place_cells, hidden_size, bias=False)  # start place cells -> h0
-        self.rnn = ElmanStack(2, hidden_size, 1, nonlinearity, bias=False, regularizer=regularizer)
+        self.rnn = ElmanStack(
+            2, hidden_size, 1, nonlinearity, bias=bias, regularizer=regularizer,
+            recurrent_init=recurrent_init, recurrent_init_scale=recurrent_init_scale,
+        )
         self.decoder = nn.Linear(hidden_size, num_place_cells, bias=False)  # hidden -> place-cell logits
 
     def forward(self, velocity: Tensor, start_activation: Tensor) -> Tensor:

@@ -5,7 +5,7 @@ Model of the cost (an estimate, not a measurement):
 - FLOPs of one training step = 3 x the forward FLOPs of the batch (backward ~ 2 x forward),
   counting 2 FLOPs per multiply-add of every matrix product: the recurrent (N x N), input,
   encoder and decoder matrices. Evaluation passes add their forward FLOPs. A lottery run trains
-  twice. Element-wise work (activations, the penalty, masks) is ignored.
+  twice; stabilising epochs add to the first training. Element-wise work (activations, the penalty, masks) is ignored.
 - Time of one step = max(FLOPs / ``throughput``, time steps x layers x ``latency``): small
   recurrent models are bound by the sequential kernel launches of the time loop, not by FLOPs.
   A measured step time can replace this model (``step_seconds``; ``experiments/gpu_check.py``).
@@ -79,7 +79,7 @@ def run_seconds(cfg: RunConfig, step_seconds: float | None = None) -> float:
         raise ValueError(f"step_seconds must be a positive number of seconds, got {step_seconds!r}")
     forward, time_steps = _forward_flops_per_sequence(cfg)
     layers = cfg.model.num_layers
-    epochs = cfg.train.epochs * (2 if cfg.pruning.lottery else 1)
+    epochs = cfg.train.epochs * (2 if cfg.pruning.lottery else 1) + cfg.train.stabilise_epochs
     if step_seconds is None:
         step_seconds_model = _step_seconds(train_step_flops(cfg), time_steps, layers)
     else:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..atomic import atomic_write_text
 from ..errors import ConfigError, DataError
+from ..resources import resolve_data_dir
 from ..sweep import EXECUTORS, TrainFn, run_sweep
 from .aggregate import CELL_COLUMNS, RUN_COLUMNS, aggregate, collect_runs
 from .cells import Cell, SweepGroup, build_cells
@@ -78,11 +79,11 @@ def _check_language_data(cells: list[Cell]) -> None:
             continue
         seen.add(key)
         needed = ("valid", "test") if lang.offline_splits else ("train", "valid", "test")
-        missing = [s for s in needed if find_split(Path(lang.data_dir), s) is None]
+        missing = [s for s in needed if find_split(resolve_data_dir(lang.data_dir), s) is None]
         if missing and not (lang.download and not lang.offline_splits):
             raise DataError(
                 f"language.data_dir = {lang.data_dir!r} has no {', '.join(missing)} split (relative paths are "
-                "relative to the current directory); put the WikiText-2 files there, set language.download=true, "
+                "relative to the current directory, then to the toolkit's shipped files); put the WikiText-2 files there, set language.download=true, "
                 "or train offline on the valid split with language.offline_splits=true (see data/README.md)"
             )
 

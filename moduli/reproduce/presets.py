@@ -30,12 +30,13 @@ import yaml
 
 from ..config.validate import suggest
 from ..errors import ConfigError
+from ..resources import shipped_root
 from ..sweep import format_override_value
 from .tables import table_spec
 
 __all__ = ["Preset", "PRESET_NAMES", "PROJECT_ROOT", "PRESETS_DIR", "preset_path", "load_preset", "FORBIDDEN_KEYS"]
 
-PROJECT_ROOT: Path = Path(__file__).resolve().parents[2]  # the directory holding configs/
+PROJECT_ROOT: Path = shipped_root()  # the directory holding configs/ (checkout or installed copy)
 PRESETS_DIR: Path = PROJECT_ROOT / "configs" / "reproduce"
 PRESET_NAMES: tuple[str, ...] = ("smoke", "cpu", "paper")
 
@@ -48,6 +49,7 @@ FORBIDDEN_KEYS: tuple[str, ...] = (
     "regularizer.manifold",
     "regularizer.inhibitor",
     "regularizer.permute",
+    "regularizer.invert",
     "regularizer.learn_embedding",
     "pruning.method",
     "pruning.target",

@@ -14,16 +14,19 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
+import yaml
+
 from ..config import RunConfig
+from ..inhibitors import DoG
 from ..training.tasks import language_baselines, navigation_baselines
-from .presets import Preset
+from .presets import PROJECT_ROOT, Preset
 from .statistics import ALPHA, DDOF, TEST_NAME
 from .tables import Column, TableSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-__all__ = ["TableText", "scale_text", "caption_text", "cell_text", "render_markdown", "render_latex", "to_csv"]
+__all__ = ["TableText", "scale_text", "mean_matched_text", "caption_text", "cell_text", "render_markdown", "render_latex", "to_csv"]
 
 _FLOAT_FORMAT = "%.10g"  # CSV number format: fixed, so that reruns give identical bytes
 
@@ -44,14 +47,60 @@ def scale_text(cfg: RunConfig) -> str:
     steps = "a full pass" if t.steps_per_epoch is None else f"{t.steps_per_epoch} steps"
     parts = [f"hidden {m.hidden_size}" + (f" x {m.num_layers} layers" if m.num_layers > 1 else "")]
     if cfg.task == "navigation":
-        parts.append(f"{cfg.navigation.num_place_cells} place cells, {cfg.navigation.seq_len} steps per trajectory")
+        nav = cfg.navigation
+        parts.append(f"{nav.num_place_cells} place cells, {nav.seq_len} steps per trajectory")
+        # the recipe options, named only off the paper's defaults (earlier captions stay as they were)
+        if nav.place_cell_tuning != "dog":
+            parts.append(f"{nav.place_cell_tuning} place-cell tuning")
+        if nav.start_tuning != "same":
+            parts.append(f"{nav.start_tuning} start state")
+        if nav.velocity_units != "per_step":
+            parts.append(f"velocity {nav.velocity_units.replace('_', ' ')}")
     elif cfg.task == "adding":
         parts.append(f"sequence length {cfg.adding.seq_len}")
     else:
         parts.append(f"embedding {m.embedding_size}, BPTT {cfg.language.bptt}")
-    parts.append(f"batch {t.batch_size}, {t.epochs} epoch{'s' if t.epochs != 1 else ''} x {steps}, {o.name} lr {o.lr:g}")
+    if m.recurrent_init != "default":
+        scale = f" x {m.recurrent_init_scale:g}" if m.recurrent_init_scale != 1.0 else ""
+        parts.append(f"{m.recurrent_init.replace('_', '-')}{scale} W_hh initialisation")
+    stabilising = f" + {t.stabilise_epochs} stabilising" if t.stabilise_epochs else ""
+    parts.append(
+        f"batch {t.batch_size}, {t.epochs}{stabilising} epoch{'s' if t.epochs + t.stabilise_epochs != 1 else ''} "
+        f"x {steps}, {o.name} lr {o.lr:g}"
+    )
     parts.append(f"regulariser strength {cfg.regularizer.strength:g}, {cfg.pruning.schedule} pruning schedule")
     return ", ".join(parts)
+
+
+def _gaussian_starts(spec: TableSpec) -> list[tuple[str, float]]:
+    """(run set, regularizer.embedding_init_scale) of the learned run sets whose recipe sets a scale."""
+    out = []
+    for rs in spec.run_sets:
+        if not rs.learned:
+            continue
+        scale = 1.0
+        for recipe in rs.recipes:
+            data = yaml.safe_load((PROJECT_ROOT / recipe).read_text(encoding="utf-8")) or {}
+            scale = (data.get("regularizer") or {}).get("embedding_init_scale", scale)
+        if scale != 1.0:
+            out.append((rs.key, float(scale)))
+    return out
+
+
+def mean_matched_text(cfg: RunConfig) -> str:
+    """What the mean-matched L1 constant of ``cfg`` is (``regularizer.mean_matched``), with its value."""
+    n, dog = cfg.model.hidden_size, DoG()
+    plain = dog.plain_torus_mean(n)
+    if cfg.regularizer.mean_matched == "plain_dog":
+        return (
+            "Mean-matched L1: every coefficient is the mean of the plain (non-inverted) DoG over a random "
+            f"2-torus embedding of the {n} neurons, as the research code computes it (expected {plain:.2f}; "
+            "regularizer.mean_matched = plain_dog)."
+        )
+    return (
+        "Mean-matched L1: every coefficient is the mean of the inverted DoG coefficients the torus DoG penalty "
+        f"applies (expected {dog.peak_value - plain:.2f} at N = {n}; regularizer.mean_matched = applied)."
+    )
 
 
 # pruning.scope -> (what the target sparsity is, what magnitude pruning does)
@@ -77,6 +126,23 @@ def caption_text(spec: TableSpec, preset: Preset, cfg: RunConfig, runs: pandas.D
         f"{TEST_NAME}.",
         "Failed (diverged) runs are excluded from the statistics and shown as [finished/seeds seeds; k failed].",
     ]
+    if any(rs.key == "mean_matched_l1" for rs in spec.run_sets):
+        parts.append(mean_matched_text(cfg))
+    reg = cfg.regularizer
+    if reg.extra_l1 > 0:
+        parts.append(
+            f"Every run, No reg. included, also adds {reg.extra_l1:g} x the mean |w| of the embedding, the decoder "
+            "and every input-to-hidden matrix (regularizer.extra_l1)."
+        )
+    if any(rs.learned for rs in spec.run_sets):
+        optimiser = (
+            f"the weights' {cfg.optim.name} at lr {cfg.optim.lr:g}, clipped with the weights"
+            if reg.embedding_optimizer == "shared" else f"RiemannianAdam at lr {reg.embedding_lr:g}"
+        )
+        decay = f", gradient x {reg.embedding_grad_decay:g}^epoch" if reg.embedding_grad_decay != 1.0 else ""
+        frozen = ", frozen during the stabilising epochs" if cfg.train.stabilise_epochs else ""
+        starts = "; ".join(f"{key} starts at {scale:g} x N(0, 1)" for key, scale in _gaussian_starts(spec))
+        parts.append(f"Learned positions: {optimiser}{decay}{frozen}" + (f"; {starts}." if starts else "."))
     if spec.task == "language":
         data = sorted({d for d in runs.loc[runs["status"] == "finished", "data"] if d})
         parts.append("Data: " + ("; ".join(data) if data else "no finished run") + ".")

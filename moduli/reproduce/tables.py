@@ -11,6 +11,10 @@ Columns, for each target sparsity s: ``magnitude@s`` (magnitude pruning, global 
 the preset's ``pruning.scope`` says), ``random@s``
 (random masks with exactly magnitude's per-matrix counts) and ``moduli@s`` (distance-based
 masks; only for geometric regularisers), plus an optional ``dense`` column (no pruning).
+
+The language table follows the research code's language runs: diffusion and ripple are inverted
+(``regularizer.invert``) and a permuted inverted diffusion control joins the permuted DoG; the
+navigation and adding tables use plain diffusion and ripple.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ def _recipe(name: str) -> tuple[str, ...]:
 
 
 _TORUS = RunSet("torus_dog", _recipe("torus_dog"))
+_LOTTERY_RUNS = RunSet("lottery", _recipe("torus_dog"), ("pruning.lottery=true",), lottery=True)
 _COMMON_RUN_SETS: tuple[RunSet, ...] = (
     _TORUS,
     RunSet(NO_REG, _recipe("none"), geometric=False),
@@ -113,10 +118,21 @@ _COMMON_RUN_SETS: tuple[RunSet, ...] = (
     RunSet("torus6_dog", _recipe("torus6_dog")),
     RunSet("torus_diffusion", _recipe("torus_diffusion")),
     RunSet("torus_ripple", _recipe("torus_ripple")),
-    RunSet("lottery", _recipe("torus_dog"), ("pruning.lottery=true",), lottery=True),
+    _LOTTERY_RUNS,
 )
 _LEARNED_RUN_SETS: tuple[RunSet, ...] = tuple(
     RunSet(f"learned_{name}", _recipe(f"learned_{name}"), learned=True) for name in ("r3", "r9", "torus", "s3")
+)
+# The language runs of the research code use diffusion and ripple inverted (f -> max f - f over the
+# coefficient matrix) and add a permuted (inverted) diffusion control.
+_INVERTED = ("regularizer.invert=true",)
+_LANGUAGE_RUN_SETS: tuple[RunSet, ...] = tuple(
+    rs for rs in _COMMON_RUN_SETS if rs.key not in ("torus_diffusion", "torus_ripple", _LOTTERY_RUNS.key)
+) + (
+    RunSet("permuted_inverted_diffusion", _recipe("torus_diffusion"), _INVERTED + ("regularizer.permute=true",)),
+    RunSet("inverted_diffusion", _recipe("torus_diffusion"), _INVERTED),
+    RunSet("inverted_ripple", _recipe("torus_ripple"), _INVERTED),
+    _LOTTERY_RUNS,
 )
 
 _CONTROLS = "controls"
@@ -139,6 +155,24 @@ _COMMON_ROWS: tuple[Row, ...] = (
     Row(_INHIBITORS, "DoG", "torus_dog"),
     Row(_INHIBITORS, "Diffusion", "torus_diffusion"),
     Row(_INHIBITORS, "Ripple", "torus_ripple"),
+    Row(_LOTTERY, "Pruned model", "lottery", "pruned"),
+    Row(_LOTTERY, "Re-initialised, same mask", "lottery", "final"),
+)
+_LANGUAGE_ROWS: tuple[Row, ...] = (
+    Row(_CONTROLS, "Torus DoG", "torus_dog"),
+    Row(_CONTROLS, "No reg.", NO_REG),
+    Row(_CONTROLS, "L1", "l1"),
+    Row(_CONTROLS, "Mean-matched L1", "mean_matched_l1"),
+    Row(_CONTROLS, "Perm. DoG", "permuted_dog"),
+    Row(_CONTROLS, "Perm. inv. diffusion", "permuted_inverted_diffusion"),
+    Row(_SPACES, "Torus", "torus_dog"),
+    Row(_SPACES, "Circle", "circle_dog"),
+    Row(_SPACES, "Sphere", "sphere_dog"),
+    Row(_SPACES, "Klein", "klein_dog"),
+    Row(_SPACES, "6-Torus", "torus6_dog"),
+    Row(_INHIBITORS, "DoG", "torus_dog"),
+    Row(_INHIBITORS, "Inv. diffusion", "inverted_diffusion"),
+    Row(_INHIBITORS, "Inv. ripple", "inverted_ripple"),
     Row(_LOTTERY, "Pruned model", "lottery", "pruned"),
     Row(_LOTTERY, "Re-initialised, same mask", "lottery", "final"),
 )
@@ -165,8 +199,11 @@ TABLES: dict[str, TableSpec] = {
         metric="test perplexity",
         decimals=1,
         default_sparsities=(0.9,),
-        run_sets=_COMMON_RUN_SETS,
-        rows=_COMMON_ROWS,
+        run_sets=_LANGUAGE_RUN_SETS,
+        rows=_LANGUAGE_ROWS,
+        note="Inv. diffusion and Inv. ripple use max f - f (the maximum over the coefficient matrix) with "
+        "f = d^2 and f = 50 + 50 cos(2d), as the research code's language runs; Perm. inv. diffusion shuffles "
+        "the inverted diffusion coefficients.",
     ),
     "adding": TableSpec(
         name="adding",

@@ -179,7 +179,8 @@ def load_wikitext2(
             under ``root/wikitext-2/``).
         splits: which of "train", "valid", "test" to load; the vocabulary covers these.
         download: when files are missing, fetch the official archive into ``root`` first.
-        url, sha256: archive location and expected digest, passed to :func:`download_wikitext2`.
+        url: archive location, passed to :func:`download_wikitext2`.
+        sha256: expected digest of the archive, passed to :func:`download_wikitext2`.
     Raises:
         DataError naming every missing file and how to provide it; or naming an empty or
         corrupted file.

@@ -20,9 +20,10 @@ stacked weights no longer fit in cache as one run's do, so the gain comes from f
 calls and is large only when those dominate (small N or batch); see
 experiments/benchmarks/batched_seeds.py.
 
-Supported: the ``adding`` and ``navigation`` tasks; regulariser ``none``/``moduli``/``l1``/
+Supported: the ``adding`` and ``navigation`` tasks (every place-cell tuning, velocity unit and
+W_hh initialisation: the inputs and targets come from each run's own task); regulariser ``none``/``moduli``/``l1``/
 ``mean_matched_l1`` with a fixed embedding (``permute`` included); pruning ``none``/``magnitude``/
-``random`` (any scope, schedule and parameter list); optimisers ``adamw``/``adam``/``sgd``; gradient
+``random`` (any scope, schedule and parameter list) and stabilising epochs; optimisers ``adamw``/``adam``/``sgd``; gradient
 clipping (each run by its own gradient norm); fp32 on CPU or CUDA. Anything else (the language
 task, learned embeddings, the modular optimisers, ``pruning.lottery``, ``pruning.method: moduli``,
 ``optim.lr_schedule: plateau``, bf16) is trained sequentially by :func:`train_batched`, which says
@@ -177,7 +178,8 @@ class _BatchedGroup:
         if not self.aligned:
             return
         self.device, self.step, self.start_epoch = first.device, first.step, first.start_epoch
-        self.epochs, self.steps_per_epoch, self.schedule = first.epochs, first.steps_per_epoch, first.schedule
+        # the pruning schedule's epochs, then the stabilising epochs under the final mask
+        self.epochs, self.steps_per_epoch, self.schedule = first.first_phase, first.steps_per_epoch, first.schedule
         self.alive = [True] * self.k  # False once a run diverged
         self.errors: list[Exception | None] = [None] * self.k
         self._stack_parameters()
@@ -203,7 +205,7 @@ class _BatchedGroup:
                 params[name].data = stacked.data[k]
             self.params[name] = stacked
         self.holder = _StackedWeights([self.params[n] for n in self.names])
-        self.optimizer, _ = build_optimizers(self.cfg.optim, self.holder, self.cfg.regularizer.embedding_lr)
+        self.optimizer, _ = build_optimizers(self.cfg.optim, self.holder, self.cfg.regularizer.embedding_lr)  # no positions
 
     def _stack_optimizer_state(self) -> None:
         """Resumed runs: their optimiser states (loaded per run) become the stacked state."""
@@ -262,14 +264,12 @@ class _BatchedGroup:
         if self.cfg.task == "adding":
             pairs = [task.problem.sample(task.batch_size, generator=task.generator, device=task.device) for task in tasks]
             return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-        trajectories = [
-            task.trajectories.sample(task.batch_size, generator=task.generator, device=task.device) for task in tasks
+        # each run's inputs and targets as its own task makes them (tuning, velocity units)
+        runs = [
+            task.model_inputs(task.trajectories.sample(task.batch_size, generator=task.generator, device=task.device))
+            for task in tasks
         ]
-        cells = tasks[0].place_cells  # the same fixed population for every seed
-        velocity = torch.stack([tr.velocity for tr in trajectories])
-        start = cells.activation(torch.stack([tr.start for tr in trajectories]))
-        target = cells.activation(torch.stack([tr.position for tr in trajectories]))
-        return velocity, start, target
+        return tuple(torch.stack(parts) for parts in zip(*runs))
 
     def _losses(self) -> Tensor:
         """(K,) training losses of one fresh batch per run, as the unbatched tasks compute them."""
@@ -277,8 +277,8 @@ class _BatchedGroup:
         if self.cfg.task == "adding":
             inputs, target = self._batch()
             states = stacked_elman(
-                inputs, None, p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], p["rnn.bias_ih_l0"],
-                p["rnn.bias_hh_l0"], nonlinearity,
+                inputs, None, p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], p.get("rnn.bias_ih_l0"),
+                p.get("rnn.bias_hh_l0"), nonlinearity,
             )
             last, weight, bias = states[:, -1], p["readout.weight"], p["readout.bias"]
             # (B, N) x (N, 1) per run: small enough that batched products would take torch's
@@ -287,7 +287,10 @@ class _BatchedGroup:
             return ((prediction - target) ** 2).mean(dim=(1, 2))
         velocity, start, target = self._batch()
         h0 = torch.bmm(start, p["encoder.weight"].transpose(1, 2))
-        states = stacked_elman(velocity, h0, p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], None, None, nonlinearity)
+        states = stacked_elman(
+            velocity, h0, p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], p.get("rnn.bias_ih_l0"), p.get("rnn.bias_hh_l0"),
+            nonlinearity,
+        )
         k, steps, batch, hidden = states.shape
         logits = torch.bmm(states.reshape(k, steps * batch, hidden), p["decoder.weight"].transpose(1, 2))
         logits = logits.view(k, steps, batch, -1)

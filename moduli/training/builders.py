@@ -43,19 +43,46 @@ def regularizer_factory(cfg: RegularizerConfig, seed: int) -> RegularizerFactory
         if cfg.kind == "mean_matched_l1":
             return ModuliRegularizer.mean_matched_l1(
                 hidden, reference_manifold=get_manifold(cfg.manifold),
-                reference_inhibitor=get_inhibitor(cfg.inhibitor), generator=generator, **common,
+                reference_inhibitor=get_inhibitor(cfg.inhibitor), generator=generator, rule=cfg.mean_matched,
+                **common,
             )
+        manifold = get_manifold(cfg.manifold)
+        points = manifold.random(hidden, generator=generator)
+        if cfg.embedding_init_scale != 1.0:  # R^d only (validated): scale x N(0, 1)
+            points = cfg.embedding_init_scale * points
         return ModuliRegularizer(
-            get_manifold(cfg.manifold), hidden, get_inhibitor(cfg.inhibitor),
-            learn_embedding=cfg.learn_embedding, permute=cfg.permute, generator=generator, **common,
+            manifold, hidden, get_inhibitor(cfg.inhibitor), learn_embedding=cfg.learn_embedding,
+            permute=cfg.permute, invert=cfg.invert, generator=generator, points=points, **common,
         )
 
     return build
 
 
-def build_optimizers(cfg: OptimConfig, model: RecurrentModel, embedding_lr: float) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
-    """The weights' optimiser, and RiemannianAdam for learned neuron positions (or None)."""
+def frozen_regularizers(model: RecurrentModel) -> RegularizerFactory | None:
+    """A factory handing out ``model``'s regularisers with their current positions fixed (the
+    lottery model that reuses the trained embedding), or None if ``model`` has none."""
+    regs = model.rnn.regularizers
+    if regs is None:
+        return None
+    frozen = [reg.frozen() for reg in regs]
+    return lambda layer, hidden: frozen[layer]
+
+
+def build_optimizers(
+    cfg: OptimConfig, model: RecurrentModel, embedding_lr: float, embedding_optimizer: str = "riemannian_adam"
+) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
+    """The weights' optimiser and, for learned neuron positions, RiemannianAdam at
+    ``embedding_lr`` (``embedding_optimizer="riemannian_adam"``); with ``"shared"`` the positions
+    join the weights' optimiser as a second parameter group (same hyper-parameters) and the
+    second result is None."""
+    if embedding_optimizer not in ("riemannian_adam", "shared"):
+        raise ValueError(f"embedding_optimizer must be 'riemannian_adam' or 'shared', got {embedding_optimizer!r}")
     weights = model.weight_parameters()
+    embeddings = model.embedding_parameters()
+    if embeddings and embedding_optimizer == "shared" and cfg.name not in ("adamw", "adam", "sgd"):
+        raise ValueError(f"shared embedding optimisation needs optimiser adamw, adam or sgd, got {cfg.name!r}")
+    if embeddings and embedding_optimizer == "shared":
+        weights = [{"params": weights}, {"params": embeddings}]
     if cfg.name == "adamw":
         optimizer = torch.optim.AdamW(weights, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     elif cfg.name == "adam":
@@ -72,16 +99,19 @@ def build_optimizers(cfg: OptimConfig, model: RecurrentModel, embedding_lr: floa
             optimizer = ModularAdam(ordered, module, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
         else:
             optimizer = ModularSGD(ordered, module, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    embeddings = model.embedding_parameters()
-    embedding_optimizer = geoopt.optim.RiemannianAdam(embeddings, lr=embedding_lr) if embeddings else None
-    return optimizer, embedding_optimizer
+    if not embeddings or embedding_optimizer == "shared":
+        return optimizer, None
+    return optimizer, geoopt.optim.RiemannianAdam(embeddings, lr=embedding_lr)
 
 
 def build_lr_scheduler(cfg: OptimConfig, optimizer: torch.optim.Optimizer):
-    """ReduceLROnPlateau on the validation loss (the language model's "divide by 4"), or None."""
+    """ReduceLROnPlateau on the validation loss (the language model's "divide by 4"), or None.
+
+    Any decrease of the validation loss counts as an improvement (threshold 0), as in the
+    research code's ``val_loss < best_val_loss``."""
     if cfg.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+            optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, threshold=0.0
         )
     return None
 

@@ -2,9 +2,11 @@
 
 Read top to bottom: set-up (seed, task, model, optimisers, pruning), an optional resume from the
 run directory's last checkpoint, then epochs of (prune to the scheduled sparsity, train
-``steps_per_epoch`` batches, evaluate, log, checkpoint), then the summary. With
-``pruning.lottery`` a second phase re-initialises the weights (and the neuron embeddings), keeps
-the final mask fixed and retrains for the same number of epochs.
+``steps_per_epoch`` batches, evaluate, log, checkpoint), then ``train.stabilise_epochs`` more
+epochs under the final mask with learned neuron positions frozen, then the summary. With
+``pruning.lottery`` a last phase re-initialises the weights, keeps the final mask fixed and
+retrains for ``train.epochs`` epochs, on a fresh neuron embedding or on the trained model's
+(``pruning.lottery_embedding``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tqdm.auto import tqdm
 from ..config.schema import RunConfig
 from ..atomic import atomic_torch_save
 from ..errors import RunFailedError
+from ..models.elman_stack import RegularizerFactory
 from ..pruning import Pruner, lottery_reset, sparsity_report
 from ..run_dir import RunDir
 from .builders import (
@@ -28,6 +31,7 @@ from .builders import (
     build_optimizers,
     build_pruning_schedule,
     compute_masks,
+    frozen_regularizers,
     named_weights,
     regularizer_factory,
     resolve_device,
@@ -52,8 +56,9 @@ class Trainer:
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         self._build(self.seed)
-        self.epochs = cfg.train.epochs
-        self.total_epochs = 2 * self.epochs if cfg.pruning.lottery else self.epochs
+        self.epochs = cfg.train.epochs  # epochs of the pruning schedule
+        self.first_phase = self.epochs + cfg.train.stabilise_epochs  # ... and the stabilising epochs
+        self.total_epochs = self.first_phase + (self.epochs if cfg.pruning.lottery else 0)
         self.steps_per_epoch = self.task.steps_per_epoch(cfg.train.steps_per_epoch)
         self.schedule = build_pruning_schedule(cfg.pruning, self.epochs)
         names = list(cfg.pruning.parameters) if cfg.pruning.parameters else self.model.prunable_names()
@@ -61,13 +66,18 @@ class Trainer:
         self.pruner: Pruner | None = None
         self.mask_generator = torch.Generator().manual_seed(self.seed)
         self.step, self.start_epoch, self.history = 0, 0, {}
+        self.epoch = 0  # the epoch being trained
 
     # ------------------------------------------------------------------ set-up
-    def _build(self, seed: int) -> None:
+    def _build(self, seed: int, regularizers: RegularizerFactory | None = None) -> None:
+        """Task, model, optimisers and schedule; ``regularizers`` replaces the configured factory."""
         cfg = self.cfg
-        self.task = build_task(cfg, self.device, seed, regularizer_factory(cfg.regularizer, seed))
+        factory = regularizers if regularizers is not None else regularizer_factory(cfg.regularizer, seed)
+        self.task = build_task(cfg, self.device, seed, factory)
         self.model = self.task.model
-        self.optimizer, self.embedding_optimizer = build_optimizers(cfg.optim, self.model, cfg.regularizer.embedding_lr)
+        self.optimizer, self.embedding_optimizer = build_optimizers(
+            cfg.optim, self.model, cfg.regularizer.embedding_lr, cfg.regularizer.embedding_optimizer
+        )
         self.lr_scheduler = build_lr_scheduler(cfg.optim, self.optimizer)
 
     def _coefficients(self) -> dict[str, torch.Tensor]:
@@ -99,11 +109,16 @@ class Trainer:
             self.pruner.update(masks)
 
     def _start_lottery_phase(self) -> None:
-        """Fresh weights and embedding, same mask, fresh optimiser state."""
+        """Fresh weights, same mask, fresh optimiser state; a fresh embedding or the trained
+        model's (fixed), and the lr schedule restarted with or without its best validation loss."""
         masks = {name: mask.clone() for name, mask in self.pruner.masks.items()}
         self.pruner.detach()
+        reused = frozen_regularizers(self.model) if self.cfg.pruning.lottery_embedding == "reuse" else None
+        best = self.lr_scheduler.best if self.lr_scheduler is not None else None
         torch.manual_seed(self.seed + LOTTERY_SEED_OFFSET)
-        self._build(self.seed + LOTTERY_SEED_OFFSET)
+        self._build(self.seed + LOTTERY_SEED_OFFSET, reused)
+        if self.lr_scheduler is not None and self.cfg.pruning.lottery_schedule == "keep_best":
+            self.lr_scheduler.best = best  # the lr starts at optim.lr and falls until this loss is beaten
         names = list(self.pruned_weights)
         self.pruned_weights = named_weights(self.model, names)
         lottery_reset(self.model, masks, generator=torch.Generator().manual_seed(self.seed + LOTTERY_SEED_OFFSET))
@@ -111,7 +126,34 @@ class Trainer:
         self.pruner.attach(self.optimizer)
 
     # ------------------------------------------------------------------ one step
+    def _learned_positions(self, epoch: int) -> list[torch.nn.Parameter]:
+        """Learned positions that this step updates, their gradients scaled by
+        ``embedding_grad_decay ** (epoch within the phase)``; during the stabilising epochs their
+        gradients are dropped (positions frozen) and the list is empty."""
+        positions = self.model.embedding_parameters()
+        if not positions:
+            return []
+        if self.epochs <= epoch < self.first_phase:
+            for p in positions:
+                p.grad = None
+            return []
+        phase_epoch = epoch if epoch < self.first_phase else epoch - self.first_phase  # lottery: its own count
+        decay = self.cfg.regularizer.embedding_grad_decay**phase_epoch
+        if decay != 1.0:
+            for p in positions:
+                if p.grad is not None:
+                    p.grad.mul_(decay)
+        return positions
+
+    def _project_positions(self) -> None:
+        """After a plain optimiser step: every learned position back to its manifold's canonical point."""
+        with torch.no_grad():
+            for reg in self.model.rnn.regularizers or ():
+                if reg.learn_embedding:
+                    reg.embedding.copy_(reg.manifold.project(reg.embedding))
+
     def _train_step(self) -> tuple[float, float]:
+        """One optimiser step of epoch ``self.epoch``: (training loss, penalty before the step)."""
         cfg = self.cfg
         autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16) if cfg.train.precision == "bf16" else nullcontext()
@@ -131,11 +173,16 @@ class Trainer:
         if self.embedding_optimizer is not None:
             self.embedding_optimizer.zero_grad(set_to_none=True)
         total.backward()
+        positions = self._learned_positions(self.epoch)
+        shared = cfg.regularizer.embedding_optimizer == "shared"
         if cfg.optim.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.weight_parameters(), cfg.optim.grad_clip)
+            clipped = self.model.weight_parameters() + (positions if shared else [])
+            torch.nn.utils.clip_grad_norm_(clipped, cfg.optim.grad_clip)
         self.optimizer.step()
         if self.embedding_optimizer is not None:
             self.embedding_optimizer.step()
+        if shared and positions:
+            self._project_positions()
         self.step += 1
         return float(loss.detach()), float(penalty.detach())
 
@@ -160,7 +207,7 @@ class Trainer:
         if state is None:
             return
         epoch = state["epoch"]
-        if self.cfg.pruning.lottery and epoch >= self.epochs:
+        if self.cfg.pruning.lottery and epoch >= self.first_phase:
             self.pruner = Pruner(self.model, state["pruner"]["masks"])  # rebuilt below with the mask
             self._start_lottery_phase()
         self.model.load_state_dict(state["model"])
@@ -196,9 +243,10 @@ class Trainer:
             disable=not interactive, dynamic_ncols=True, desc=f"{cfg.task}",
         )
         for epoch in range(self.start_epoch, self.total_epochs):
-            if cfg.pruning.lottery and epoch == self.epochs:
+            if cfg.pruning.lottery and epoch == self.first_phase:
                 self.history["pruned"] = {**self.history["final"], **self.test_metrics()}
                 self._start_lottery_phase()
+            self.epoch = epoch
             self._prune(epoch)
             self.task.start_epoch()
             self.model.train()

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..config.schema import RunConfig
+from ..resources import resolve_data_dir
 from ..models import AddingRNN, PathIntegrationRNN, RecurrentModel, RNNLanguageModel
 from ..models.elman_stack import RegularizerFactory
 from ..tasks import (
@@ -21,6 +22,7 @@ from ..tasks import (
     AddingProblem,
     Corpus,
     PlaceCells,
+    Trajectories,
     TrajectoryGenerator,
     adding_loss,
     batchify,
@@ -74,12 +76,24 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
 
 
 def _navigation_world(cfg: RunConfig, device: torch.device) -> tuple[TrajectoryGenerator, PlaceCells]:
-    """The trajectory generator and place cells of ``cfg.navigation`` (centres on ``device``)."""
+    """The trajectory generator and the target place cells of ``cfg.navigation`` (centres on ``device``)."""
     nav = cfg.navigation
     place_cells = PlaceCells(
-        nav.num_place_cells, nav.place_cell_sigma, nav.surround_scale, nav.box_size, seed=nav.place_cell_seed
+        nav.num_place_cells, nav.place_cell_sigma, nav.surround_scale, nav.box_size, seed=nav.place_cell_seed,
+        tuning=nav.place_cell_tuning,
     ).to(device)
     return TrajectoryGenerator(box_size=nav.box_size, seq_len=nav.seq_len), place_cells
+
+
+def _start_cells(cfg: RunConfig, place_cells: PlaceCells) -> PlaceCells:
+    """The cells whose activation at the start position the encoder reads (``navigation.start_tuning``)."""
+    tuning = cfg.navigation.start_tuning
+    return place_cells if tuning == "same" else place_cells.with_tuning(tuning)
+
+
+def _recurrent_init(cfg: RunConfig) -> dict[str, Any]:
+    """The model's W_hh initialisation keywords (``model.recurrent_init`` and its scale)."""
+    return {"recurrent_init": cfg.model.recurrent_init, "recurrent_init_scale": cfg.model.recurrent_init_scale}
 
 
 class NavigationTask(Task):
@@ -93,13 +107,27 @@ class NavigationTask(Task):
         self.eval_batches, self.eval_batch_size = nav.eval_batches, nav.eval_batch_size
         self.device, self.eval_seed = device, seed + EVAL_SEED_OFFSET
         self.trajectories, self.place_cells = _navigation_world(cfg, device)
-        self.model = PathIntegrationRNN(nav.num_place_cells, cfg.model.hidden_size, cfg.model.nonlinearity, regularizer)
+        self.start_cells = _start_cells(cfg, self.place_cells)
+        # per_second: displacement per step / dt, an input in m/s (50 times the metres per step)
+        self.per_second = nav.velocity_units == "per_second"
+        self.model = PathIntegrationRNN(
+            nav.num_place_cells, cfg.model.hidden_size, cfg.model.nonlinearity, regularizer, bias=cfg.model.bias,
+            **_recurrent_init(cfg),
+        )
         self.generator = _generator(device, seed)
+
+    def model_inputs(self, traj: Trajectories) -> tuple[Tensor, Tensor, Tensor]:
+        """What the model reads and is trained towards for a batch of trajectories:
+        velocity input (T, B, 2) in the configured units, start activation (B, P) of the start
+        cells, target activation (T, B, P) of the place cells."""
+        velocity = traj.velocity / self.trajectories.dt if self.per_second else traj.velocity
+        return velocity, self.start_cells.activation(traj.start), self.place_cells.activation(traj.position)
 
     def _batch_loss(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         traj = self.trajectories.sample(batch_size, generator=generator, device=self.device)
-        logits = self.model(traj.velocity, self.place_cells.activation(traj.start))
-        return navigation_loss(logits, self.place_cells.activation(traj.position)), logits, traj.position
+        velocity, start, target = self.model_inputs(traj)
+        logits = self.model(velocity, start)
+        return navigation_loss(logits, target), logits, traj.position
 
     def train_loss(self) -> tuple[Tensor, dict[str, float]]:
         loss, _, _ = self._batch_loss(self.batch_size, self.generator)
@@ -120,11 +148,11 @@ class NavigationTask(Task):
 def navigation_baselines(cfg: RunConfig, seed: int = 0, device: torch.device | str = "cpu") -> dict[str, float]:
     """Decoding errors (cm) of three references on a run's evaluation trajectories.
 
-    The same trajectories :meth:`NavigationTask.evaluate` draws for ``train.seed = seed``:
-    ``start`` decodes the start position at every step (no path integration), ``centre``
-    always answers the box centre, and ``true`` decodes the true place-cell activations
-    (the floor the place-cell code allows). Two cross-entropies (nats per step) bound the
-    training loss: ``loss_uniform`` = ln(place cells), what a constant prediction scores, and
+    The same trajectories and place-cell tuning :meth:`NavigationTask.evaluate` uses for
+    ``train.seed = seed``: ``start`` decodes the start position (the target cells' activation
+    there) at every step (no path integration), ``centre`` always answers the box centre, and
+    ``true`` decodes the true place-cell activations (the floor the place-cell code allows). Two
+    cross-entropies (nats per step) bound the training loss: ``loss_uniform`` = ln(place cells), what a constant prediction scores, and
     ``loss_floor``, the mean entropy of the targets, which no model can go below.
     """
     nav = cfg.navigation
@@ -155,7 +183,9 @@ class AddingTask(Task):
         self.eval_batches, self.eval_batch_size = cfg.adding.eval_batches, cfg.adding.eval_batch_size
         self.device, self.eval_seed = device, seed + EVAL_SEED_OFFSET
         self.problem = AddingProblem(cfg.adding.seq_len)
-        self.model = AddingRNN(cfg.model.hidden_size, cfg.model.nonlinearity, regularizer)
+        self.model = AddingRNN(
+            cfg.model.hidden_size, cfg.model.nonlinearity, regularizer, bias=cfg.model.bias, **_recurrent_init(cfg)
+        )
         self.generator = _generator(device, seed)
 
     def train_loss(self) -> tuple[Tensor, dict[str, float]]:
@@ -178,9 +208,9 @@ def language_corpus(cfg: RunConfig) -> tuple[Corpus, str]:
     sentence saying which text trained, validated and tested."""
     lang = cfg.language
     if lang.offline_splits:
-        corpus, description = load_offline_splits(lang.data_dir)
+        corpus, description = load_offline_splits(resolve_data_dir(lang.data_dir))
     else:
-        corpus = load_wikitext2(lang.data_dir, download=lang.download)
+        corpus = load_wikitext2(resolve_data_dir(lang.data_dir), download=lang.download)
         description = f"trained on {lang.data_dir}/train, validated on valid, tested on test"
     if lang.max_vocab is not None:
         corpus = cap_vocabulary(corpus, lang.max_vocab)
@@ -215,7 +245,7 @@ class LanguageTask(Task):
         }
         self.model = RNNLanguageModel(
             len(corpus.dictionary), cfg.model.embedding_size, cfg.model.hidden_size, cfg.model.num_layers,
-            cfg.model.nonlinearity, cfg.model.dropout, regularizer,
+            cfg.model.nonlinearity, cfg.model.dropout, regularizer, bias=cfg.model.bias, **_recurrent_init(cfg),
         )
         self.position, self.hidden = 0, None  # next BPTT window and the carried hidden state
 

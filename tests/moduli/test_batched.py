@@ -98,6 +98,14 @@ def max_weight_difference(pairs: list[tuple[RunConfig, RunConfig]]) -> float:
     [
         ("adding", [0, 1, 2], []),  # Adam, grad clip 0.5 per run, torus DoG, magnitude pruning to 95%
         ("navigation", [3, 4], ["pruning.method=random", "optim.grad_clip=1.0", "regularizer.kind=l1"]),
+        # the navigation recipe's options: Gaussian targets, velocity per second, identity W_hh
+        ("navigation", [0, 1], ["regularizer.kind=none", "pruning.method=none", "navigation.place_cell_tuning=gaussian",
+                                "navigation.velocity_units=per_second", "model.recurrent_init=identity",
+                                "model.recurrent_init_scale=0.9", "optim.name=adam", "optim.lr=3e-3"]),
+        # Gaussian start state under DoG targets, orthogonal W_hh, torus DoG, magnitude pruning
+        ("navigation", [5, 6], ["navigation.start_tuning=gaussian", "model.recurrent_init=orthogonal"]),
+        ("adding", [1, 2], ["model.recurrent_init=he_uniform"]),
+        ("adding", [0, 1], ["train.stabilise_epochs=2"]),  # two more epochs under the final mask
     ],
 )
 def test_batched_runs_equal_the_runs_trained_one_by_one(tmp_path, task, seeds, overrides):

@@ -62,6 +62,15 @@ ERROR_CASES = [
     ("bad override syntax", ["train..epochs=3"], "override 'train..epochs=3' has an invalid key"),
     ("resolver", ["out_dir=${oc.env:HOME}"], "out_dir = '${oc.env:HOME}' calls a resolver"),
     ("permute with l1", ["regularizer.kind=l1", "regularizer.permute=true"], "regularizer.permute = true needs"),
+    ("moduli mask without geometry", ["pruning.method=moduli", "regularizer=none"], "pruning.method = 'moduli' keeps"),
+    ("unknown recipe", ["regularizer=torus_dogg"], "'torus_dogg' is not a regularizer recipe (did you mean 'torus_dog'?)"),
+    ("key of another task", ["navigation.seq_len=12"], "navigation.seq_len applies to task 'navigation', but this run"),
+    ("layers the model lacks", ["model.num_layers=2"], "model.num_layers = 2 is not used by task 'adding'"),
+    ("unknown W_hh init", ["model.recurrent_init=eye"], "model.recurrent_init = 'eye' is not an allowed choice"),
+    ("init scale without identity", ["model.recurrent_init_scale=0.5"], "model.recurrent_init_scale = 0.5 only applies"),
+    ("unknown tuning", ["navigation.place_cell_tuning=mexican"], "navigation.place_cell_tuning = 'mexican' is not an"),
+    ("unknown start tuning", ["navigation.start_tuning=flat"], "navigation.start_tuning = 'flat' is not an allowed"),
+    ("unknown velocity units", ["navigation.velocity_units=cm"], "navigation.velocity_units = 'cm' is not an allowed"),
 ]
 
 
@@ -224,3 +233,29 @@ def test_sweep_command(capsys, tmp_path, fake_training):
     assert code == 2 and "key=v1,v2" in err
     code, _, err = run_main(capsys, ["sweep", ADDING, "--slurm", "timeout_min=5", "--out-dir", str(tmp_path / "o2")])
     assert code == 2 and "--executor slurm" in err
+
+
+def test_command_line_starts_without_torch():
+    """`moduli --help` and usage errors import neither torch nor the plotting and table stack."""
+    code = (
+        "import sys, moduli.cli\n"
+        "assert moduli.cli.main(['--help']) == 0\n"
+        "assert moduli.cli.main(['train']) == 2\n"
+        "heavy = [m for m in ('torch', 'geoopt', 'pandas', 'matplotlib', 'seaborn', 'scipy') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_shipped_configs_by_name_from_another_directory(capsys, tmp_path, monkeypatch, fake_training):
+    monkeypatch.chdir(tmp_path)  # no configs/ here: names and repository paths resolve to the shipped files
+    code, _, err = run_main(capsys, ["train", "navigation", "tiny", "regularizer=l1", "pruning=random_90", "--out-dir", "a"])
+    assert code == 0, err
+    (run,) = [RunDir.open(p.parent) for p in Path("a").glob("*/config.yaml")]
+    cfg = run.config
+    assert (cfg.task, cfg.model.hidden_size, cfg.regularizer.kind, cfg.pruning.method) == ("navigation", 32, "l1", "random")
+    code, _, err = run_main(capsys, ["train", "configs/adding.yaml", "configs/tiny.yaml", "--out-dir", "b"])
+    assert code == 0, err
+    (run,) = [RunDir.open(p.parent) for p in Path("b").glob("*/config.yaml")]
+    assert (run.config.task, run.config.model.hidden_size) == ("adding", 32)

@@ -11,6 +11,7 @@ import pytest
 
 from moduli.config import (
     HASH_EXCLUDED,
+    HASH_OMITTED_AT_DEFAULT,
     RunConfig,
     TrainConfig,
     config_from_dict,
@@ -56,6 +57,9 @@ def test_navigation_paper_values():
     assert (c.pruning.method, c.pruning.scope, c.pruning.schedule, c.pruning.target) == (
         "magnitude", "global", "linear", 0.9)
     assert (c.navigation.num_place_cells, c.navigation.place_cell_sigma, c.navigation.seq_len) == (512, 0.12, 50)
+    assert (c.navigation.place_cell_tuning, c.navigation.start_tuning, c.navigation.velocity_units) == (
+        "dog", "same", "per_step")
+    assert (c.model.recurrent_init, c.model.recurrent_init_scale) == ("default", 1.0)
 
 
 def test_adding_paper_values():
@@ -137,6 +141,23 @@ def test_plain_interpolation_is_allowed_resolvers_are_refused(tmp_path):
         load_config([f], ["language.data_dir=${oc.env:HOME}"])
 
 
+def test_task_files_follow_the_research_code():
+    adding = load_config([TASK_FILES["adding"]])
+    reg = adding.regularizer
+    assert (reg.embedding_optimizer, reg.embedding_grad_decay, reg.embedding_init_scale) == ("shared", 0.99, 1.0)
+    assert (adding.train.epochs, adding.train.stabilise_epochs, adding.pruning.lottery_embedding) == (100, 10, "reuse")
+    assert (reg.mean_matched, reg.invert, reg.extra_l1) == ("plain_dog", False, 0.0)
+    for name in ("r3", "r9"):
+        learned = load_config([TASK_FILES["adding"], CONFIGS / "regularizer" / f"learned_{name}.yaml"])
+        assert learned.regularizer.embedding_init_scale == 10.0 and learned.regularizer.learn_embedding
+    language = load_config([TASK_FILES["language"]], ["regularizer.kind=none"])
+    assert language.regularizer.extra_l1 == 0.1  # in every language run, "no regulariser" included
+    assert (language.pruning.lottery_schedule, language.pruning.lottery_embedding) == ("keep_best", "fresh")
+    assert language.regularizer.mean_matched == "plain_dog" and not language.regularizer.invert
+    navigation = load_config([TASK_FILES["navigation"]])
+    assert (navigation.train.stabilise_epochs, navigation.regularizer.invert, navigation.regularizer.extra_l1) == (0, False, 0.0)
+
+
 def test_single_path_and_single_override_strings_are_accepted(tmp_path):
     f = write(tmp_path / "a.yaml", "task: adding\n")
     assert load_config(str(f), "train.seed=3").train.seed == 3
@@ -174,6 +195,14 @@ BAD_VALUES = [
     ({"model": {"hidden_size": {"a": 1}}}, "model.hidden_size is a value, not a section"),
     ({"model": {"dropout": 1.0}}, "model.dropout = 1.0 is out of range; allowed: 0 <= dropout < 1"),
     ({"model": {"nonlinearity": "sigmoid"}}, "model.nonlinearity = 'sigmoid'"),
+    ({"model": {"recurrent_init": "eye"}}, "model.recurrent_init = 'eye' is not an allowed choice; allowed: default, identity, orthogonal, he_uniform"),
+    ({"model": {"recurrent_init": "he-uniform"}}, "(did you mean 'he_uniform'?)"),
+    ({"model": {"recurrent_init_scale": 0}}, "model.recurrent_init_scale = 0.0 is out of range; allowed: recurrent_init_scale > 0"),
+    ({"model": {"recurrent_init_scale": 0.9}}, "model.recurrent_init_scale = 0.9 only applies to recurrent_init identity or orthogonal, not 'default'"),
+    ({"model": {"recurrent_init": "he_uniform", "recurrent_init_scale": 2}}, "not 'he_uniform'"),
+    ({"navigation": {"place_cell_tuning": "mexican_hat"}}, "navigation.place_cell_tuning = 'mexican_hat' is not an allowed choice; allowed: dog, gaussian"),
+    ({"navigation": {"start_tuning": "gauss"}}, "navigation.start_tuning = 'gauss' is not an allowed choice; allowed: same, dog, gaussian"),
+    ({"navigation": {"velocity_units": "per_sec"}}, "navigation.velocity_units = 'per_sec' is not an allowed choice; allowed: per_step, per_second"),
     ({"optim": {"lr": 0}}, "optim.lr = 0.0 is out of range; allowed: lr > 0"),
     ({"optim": {"lr": float("nan")}}, "optim.lr = nan is not a finite number"),
     ({"optim": {"grad_clip": -1}}, "optim.grad_clip = -1.0 is out of range"),
@@ -182,6 +211,22 @@ BAD_VALUES = [
     ({"optim": {"plateau_factor": 1}}, "optim.plateau_factor = 1.0 is out of range; allowed: 0 < plateau_factor < 1"),
     ({"optim": {"name": "adamw2"}}, "(did you mean 'adamw'?)"),
     ({"task": "navigaton"}, "task = 'navigaton' is not an allowed choice; allowed: navigation, adding, language"),
+    # the research code's protocol choices
+    ({"regularizer": {"kind": "l1", "invert": True}}, "regularizer.invert = true needs regularizer.kind = 'moduli'"),
+    ({"regularizer": {"inhibitor": "constant", "invert": True}}, "inhibitor = 'constant' gives an all-zero penalty"),
+    ({"regularizer": {"kind": "mean_matched_l1", "inhibitor": "ripple"}},
+     "regularizer.mean_matched = 'plain_dog' is the mean of the plain DoG, but regularizer.inhibitor = 'ripple'"),
+    ({"regularizer": {"mean_matched": "inverted"}}, "regularizer.mean_matched = 'inverted' is not an allowed choice"),
+    ({"regularizer": {"embedding_init_scale": 10.0}}, "regularizer.embedding_init_scale = 10 scales the Gaussian start"),
+    ({"regularizer": {"embedding_init_scale": 0}}, "regularizer.embedding_init_scale = 0.0 is out of range"),
+    ({"regularizer": {"embedding_grad_decay": 1.5}}, "regularizer.embedding_grad_decay = 1.5 is out of range"),
+    ({"regularizer": {"embedding_optimizer": "adam"}}, "regularizer.embedding_optimizer = 'adam' is not an allowed"),
+    ({"regularizer": {"learn_embedding": True, "embedding_optimizer": "shared"}, "optim": {"name": "modular_adam"}},
+     "regularizer.embedding_optimizer = 'shared' needs a plain optimiser"),
+    ({"regularizer": {"extra_l1": 0.1}}, "regularizer.extra_l1 = 0.1 penalises the language model's"),
+    ({"pruning": {"lottery_embedding": "old"}}, "pruning.lottery_embedding = 'old' is not an allowed choice"),
+    ({"pruning": {"lottery_schedule": "restart"}}, "pruning.lottery_schedule = 'restart' is not an allowed choice"),
+    ({"train": {"stabilise_epochs": -1}}, "train.stabilise_epochs = -1 is out of range; allowed: stabilise_epochs >= 0"),
 ]
 
 
@@ -260,9 +305,29 @@ def test_yaml_round_trip(tmp_path):
     assert config_to_dict(c)["pruning"]["parameters"] == ["rnn.weight_hh_l0", "decoder.weight"]
 
 
+# Keys added after run hashes were published, with the value every earlier run had.
+_LATER_KEYS_AT_DEFAULT = {
+    ("navigation", "place_cell_tuning"): "dog",
+    ("navigation", "start_tuning"): "same",
+    ("navigation", "velocity_units"): "per_step",
+    ("model", "recurrent_init"): "default",
+    ("model", "recurrent_init_scale"): 1.0,
+    ("regularizer", "invert"): False,
+    ("regularizer", "embedding_optimizer"): "riemannian_adam",
+    ("regularizer", "embedding_grad_decay"): 1.0,
+    ("regularizer", "embedding_init_scale"): 1.0,
+    ("pruning", "lottery_embedding"): "fresh",
+    ("train", "stabilise_epochs"): 0,
+}
+
+
 def _independent_hash(cfg: RunConfig) -> str:
     data = dataclasses.asdict(cfg)
     del data["out_dir"], data["train"]["log_every"], data["train"]["checkpoint_every"], data["language"]["download"]
+    del data["train"]["tensorboard"]
+    for (section, key), default in _LATER_KEYS_AT_DEFAULT.items():
+        if data[section][key] == default:
+            del data[section][key]
     for task in ("navigation", "adding", "language"):
         if task != cfg.task:
             del data[task]
@@ -283,15 +348,18 @@ def test_hash_matches_an_independent_computation(task):
 def test_hash_ignores_cosmetic_fields_and_follows_result_fields():
     base = {"task": "adding"}
     h = config_hash(config_from_dict(base))
-    assert set(HASH_EXCLUDED) == {"out_dir", "train.log_every", "train.checkpoint_every", "language.download"}
+    assert set(HASH_EXCLUDED) == {
+        "out_dir", "train.log_every", "train.checkpoint_every", "language.download", "train.tensorboard",
+    }
     for same in [
         {"out_dir": "elsewhere"},
         {"train": {"log_every": 7}},
         {"train": {"checkpoint_every": 3}},
+        {"train": {"tensorboard": True}},
         {"navigation": {"seq_len": 11}},  # another task's section
         {"model": {"embedding_size": 3}},  # language only
     ]:
-        assert config_hash(config_from_dict({**base, **same})) == h, same
+        assert config_hash(config_from_dict({**base, **same}, check_hardware=False)) == h, same
     for different in [
         {"train": {"seed": 1}},
         {"train": {"replicate": 1}},
@@ -300,3 +368,50 @@ def test_hash_ignores_cosmetic_fields_and_follows_result_fields():
         {"pruning": {"parameters": ["a"]}},
     ]:
         assert config_hash(config_from_dict({**base, **different})) != h, different
+
+
+# config_hash of the task files (alone and with configs/tiny.yaml). Keys of _LATER_KEYS_AT_DEFAULT
+# at their default do not change them; a task file edit or a default that changes results does
+# (regularizer.mean_matched and pruning.lottery_schedule did): then update them deliberately.
+_PUBLISHED_HASHES = {
+    "navigation": ("aa028b437aa2", "4b09a5afe823"),
+    "adding": ("4f7c6c817887", "68b629062bbe"),
+    "language": ("02c390679728", "618dc1e87659"),
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASK_FILES))
+def test_later_keys_at_their_default_keep_the_published_hashes(task):
+    alone, tiny = _PUBLISHED_HASHES[task]
+    assert config_hash(load_config([TASK_FILES[task]])) == alone
+    assert config_hash(load_config([TASK_FILES[task], CONFIGS / "tiny.yaml"])) == tiny
+    assert {".".join(k) for k in _LATER_KEYS_AT_DEFAULT} == set(HASH_OMITTED_AT_DEFAULT)
+    # the default written out explicitly is the same run
+    explicit = [f"{'.'.join(k)}={v}" for k, v in _LATER_KEYS_AT_DEFAULT.items() if k[0] in ("model", task)]
+    assert config_hash(load_config([TASK_FILES[task]], explicit)) == alone
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "navigation.place_cell_tuning=gaussian",
+        "navigation.start_tuning=gaussian",
+        "navigation.start_tuning=dog",  # same behaviour as "same" under DoG targets, but spelled apart
+        "navigation.velocity_units=per_second",
+        "model.recurrent_init=identity",
+        "model.recurrent_init=orthogonal",
+        "model.recurrent_init=he_uniform",
+    ],
+)
+def test_later_keys_off_their_default_change_the_hash(override):
+    base = load_config([TASK_FILES["navigation"]])
+    changed = load_config([TASK_FILES["navigation"]], [override])
+    assert config_hash(changed) != config_hash(base)
+    assert config_hash(changed) == _independent_hash(changed)
+
+
+def test_recurrent_init_scale_off_its_default_changes_the_hash():
+    identity = load_config([TASK_FILES["adding"]], ["model.recurrent_init=identity"])
+    scaled = load_config([TASK_FILES["adding"]], ["model.recurrent_init=identity", "model.recurrent_init_scale=0.5"])
+    assert config_hash(scaled) != config_hash(identity)
+    assert config_hash(scaled) == _independent_hash(scaled)

@@ -58,7 +58,8 @@ def runs(tmp_path_factory) -> dict[str, RunDir]:
     return {
         "moduli": train_tiny(out, "navigation"),
         "random": train_tiny(out, "navigation", "pruning.method=random"),
-        "learned": train_tiny(out, "adding", "train.epochs=3", "regularizer.embedding_lr=0.05",
+        "learned": train_tiny(out, "adding", "train.epochs=3", "regularizer.embedding_optimizer=riemannian_adam",
+                              "regularizer.embedding_lr=0.05",
                               files=("regularizer/learned_torus.yaml",)),
         "learned_r3": train_tiny(out, "adding", "train.epochs=1", files=("regularizer/learned_r3.yaml",)),
         "none": train_tiny(out, "adding", "train.epochs=1", files=("regularizer/none.yaml",)),

@@ -235,3 +235,31 @@ def test_registry_errors():
         get_inhibitor(None)
     with pytest.raises(ValueError, match="'name'"):
         inhibitor_from_config({"value": 1.0})
+
+
+# ---------------------------------------------------------------- the plain (non-inverted) DoG
+def test_dog_plain_is_the_non_inverted_term_at_known_distances():
+    dog = DoG()
+    d = torch.tensor([0.0, dog.peak_distance, 1.0, 3.0, 8.0], dtype=torch.float64)
+    expected = [100.0 * (math.exp(-x * x / 5.0) - math.exp(-x * x / 0.25)) for x in d.tolist()]
+    assert dog.plain(d).tolist() == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert float(dog.plain(d)[0]) == 0.0 and float(dog.plain(d)[1]) == pytest.approx(dog.peak_value, rel=1e-12)
+    # the inverted DoG is the peak minus the plain term
+    torch.testing.assert_close(dog(d), dog.peak_value - dog.plain(d), rtol=0, atol=1e-12)
+    with pytest.raises(TypeError, match="floating torch.Tensor"):
+        dog.plain(torch.tensor([1, 2]))
+
+
+def test_plain_dog_torus_mean_matches_a_numerical_integral():
+    # expected plain DoG of two uniform points on the 10-torus: a midpoint-rule integral over the
+    # minimum-image square [-5, 5)^2, independent of the closed form (erf) in the code
+    dog, m = DoG(), 2000
+    x = (torch.arange(m, dtype=torch.float64) + 0.5) * (10.0 / m) - 5.0
+    d = torch.sqrt(x[:, None] ** 2 + x[None, :] ** 2)
+    pair = float(dog.plain(d).mean())
+    assert pair == pytest.approx(14.873425, rel=1e-6)
+    for n in (1, 128, 1024):
+        assert dog.plain_torus_mean(n) == pytest.approx(pair * (n - 1) / n, rel=1e-6)
+    assert dog.plain_torus_mean(1024) == pytest.approx(14.8589, abs=1e-4)
+    with pytest.raises(ValueError, match="positive int"):
+        dog.plain_torus_mean(0)

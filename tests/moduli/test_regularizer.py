@@ -11,7 +11,7 @@ import geoopt
 import pytest
 import torch
 
-from moduli.inhibitors import DoG, Identity
+from moduli.inhibitors import Constant, Diffusion, DoG, Identity, Ripple
 from moduli.manifolds import Euclidean, Torus
 from moduli.manifolds.geoopt_flat import FlatTorusGeoopt
 from moduli.regularizer import ModuliRegularizer
@@ -407,3 +407,88 @@ def test_cuda_penalty_matches_cpu(learn):
     if learn:
         on_gpu(w.cuda()).backward()
         assert torch.isfinite(on_gpu.embedding.grad).all()
+
+
+# ---------------------------------------------------------------- the research code's choices
+def test_mean_matched_l1_of_the_plain_dog_is_the_research_codes_constant():
+    n = 12
+    reg = ModuliRegularizer.mean_matched_l1(n, strength=0.2, generator=torch.Generator().manual_seed(21), rule="plain_dog")
+    ref_points = Torus().random(n, generator=torch.Generator().manual_seed(21))
+    dist = torus_distance_ref(ref_points, PERIOD)
+    plain = [100.0 * (math.exp(-v * v / 5.0) - math.exp(-v * v / 0.25)) for row in dist for v in row]
+    mean = sum(plain) / n**2
+    c = reg.coefficients()
+    assert torch.all(c == c[0, 0]) and float(c[0, 0]) == pytest.approx(mean, rel=1e-5)
+    w = torch.randn(n, n, generator=torch.Generator().manual_seed(1))
+    assert float(reg(w)) == pytest.approx(0.2 * mean * float(w.abs().mean()), rel=1e-5)
+    # at N = 1024 the draw is within 5 standard deviations (0.021, measured) of the expectation
+    # 14.873 (N - 1) / N = 14.859, about 4.5 times below the mean of the inverted DoG (66.28)
+    big = 1024
+    plain_c = ModuliRegularizer.mean_matched_l1(big, generator=torch.Generator().manual_seed(0), rule="plain_dog")
+    applied = ModuliRegularizer.mean_matched_l1(big, generator=torch.Generator().manual_seed(0), rule="applied")
+    assert float(plain_c.coefficients()[0, 0]) == pytest.approx(DoG().plain_torus_mean(big), abs=0.1)
+    assert float(plain_c.coefficients()[0, 0]) == pytest.approx(14.86, abs=0.1)
+    assert float(applied.coefficients()[0, 0]) == pytest.approx(66.28, abs=0.1)
+    # the same draw: the two constants add up to the DoG's peak (f = peak - plain, f >= 0)
+    total = float(plain_c.coefficients()[0, 0] + applied.coefficients()[0, 0])
+    assert total == pytest.approx(DoG().peak_value, rel=1e-5)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        ModuliRegularizer.mean_matched_l1(n, rule="inverted")
+    with pytest.raises(ValueError, match="needs a DoG"):
+        ModuliRegularizer.mean_matched_l1(n, reference_inhibitor=Identity(), rule="plain_dog")
+
+
+def _three_points() -> torch.Tensor:
+    # torus distances: d(0, 1) = 5, d(0, 2) = sqrt(50), d(1, 2) = sqrt(5)
+    return torch.tensor([[0.0, 0.0], [3.0, 4.0], [5.0, 5.0]], dtype=torch.float64)
+
+
+def test_inverted_diffusion_is_the_largest_squared_distance_minus_d2():
+    reg = ModuliRegularizer.from_embedding(Torus(), _three_points(), Diffusion(), invert=True)
+    expected = torch.tensor([[50.0, 25.0, 0.0], [25.0, 50.0, 45.0], [0.0, 45.0, 50.0]], dtype=torch.float64)
+    torch.testing.assert_close(reg.coefficients(), expected, rtol=0, atol=1e-12)
+    plain = ModuliRegularizer.from_embedding(Torus(), _three_points(), Diffusion())
+    torch.testing.assert_close(plain.coefficients(), 50.0 - expected, rtol=0, atol=1e-12)
+    assert reg.invert and not plain.invert and "invert=True" in repr(reg)
+
+
+def test_inverted_ripple_is_50_minus_50_cos_2d():
+    # the diagonal (d = 0) holds the maximum 100 of 50 + 50 cos(2d), so max f - f = 50 - 50 cos(2d)
+    reg = ModuliRegularizer.from_embedding(Torus(), _three_points(), Ripple(), invert=True)
+    d = torch.tensor([[0.0, 5.0, 50**0.5], [5.0, 0.0, 5**0.5], [50**0.5, 5**0.5, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(reg.coefficients(), 50.0 - 50.0 * torch.cos(2.0 * d), rtol=0, atol=1e-12)
+    assert float(reg.coefficients().max()) < 100.0  # the largest inverted value is a far pair's
+
+
+def test_inverted_coefficients_of_learned_positions_follow_the_positions():
+    pts = Torus().random(8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    reg = ModuliRegularizer.from_embedding(Torus(), pts, Diffusion(), invert=True, learn_embedding=True)
+    c = reg.coefficients()
+    d2 = reg.distances() ** 2
+    torch.testing.assert_close(c, d2.max() - d2)
+    reg(torch.ones(8, 8, dtype=torch.float64)).backward()
+    assert reg.embedding.grad is not None and bool(reg.embedding.grad.abs().sum() > 0)
+    with pytest.raises(ValueError, match="all-zero penalty"):
+        ModuliRegularizer(Torus(), 4, Constant(1.0), invert=True)
+
+
+@pytest.mark.parametrize("learned, permute", [(True, False), (False, True), (True, True)])
+def test_frozen_copy_keeps_positions_permutation_and_coefficients(learned, permute):
+    reg = ModuliRegularizer(Torus(), 10, DoG(), learn_embedding=learned, permute=permute, invert=False,
+                            generator=torch.Generator().manual_seed(4))
+    if learned:  # move the positions away from their start
+        with torch.no_grad():
+            reg.embedding.add_(0.3)
+            reg.embedding.copy_(Torus().project(reg.embedding))
+    frozen = reg.frozen()
+    assert not frozen.learn_embedding and not isinstance(frozen.embedding, torch.nn.Parameter)
+    assert frozen.permute == permute and list(frozen.parameters()) == []
+    assert torch.equal(frozen.embedding, reg.embedding.detach())
+    assert torch.equal(frozen.coefficients(), reg.coefficients().detach())
+    if permute:
+        assert torch.equal(frozen.permutation, reg.permutation)
+    # the copy is independent: moving the original leaves it unchanged
+    before = frozen.coefficients().clone()
+    with torch.no_grad():
+        reg.embedding.mul_(0.5)
+    assert torch.equal(frozen.coefficients(), before)

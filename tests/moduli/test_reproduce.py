@@ -67,6 +67,7 @@ def test_cli_rejects_unknown_table_and_preset(argv, expected, capsys):
         ("table: adding\nconfigs: [configs/adding.yaml]\n", "this preset is used for table 'navigation'"),
         ("table: navigation\nconfigs: [configs/navigation.yaml]\noverrides: [pruning.target=0.5]\n", "pruning.target is set by the table"),
         ("table: navigation\nconfigs: [configs/navigation.yaml]\nregularizer: {kind: l1}\n", "regularizer.kind is set by the table"),
+        ("table: navigation\nconfigs: [configs/navigation.yaml]\nregularizer: {invert: true}\n", "regularizer.invert is set by the table"),
         ("table: navigation\nconfigs: [configs/navigation.yaml]\nseeds: [0, 0]\n", "seeds must be a non-empty list of distinct"),
         ("table: navigation\nconfigs: [configs/navigation.yaml]\nsparsities: [0.9, 1.0]\n", "sparsities must be"),
         ("table: navigation\nconfigs: [configs/nowhere.yaml]\n", "config file 'configs/nowhere.yaml' does not exist"),
@@ -100,15 +101,23 @@ def test_shipped_presets_load_and_paper_uses_the_task_files_unchanged():
         assert len(load_preset(table, "smoke").seeds) == 2
 
 
-def test_navigation_cpu_global_preset_differs_from_cpu_only_in_pruning_scope():
-    layerwise = load_preset("navigation", "cpu")
-    global_ = load_preset("navigation", str(PROJECT_ROOT / "configs/reproduce/navigation/cpu-global.yaml"))
-    assert global_.name == "cpu-global"
+def test_navigation_cpu_global_preset_differs_from_cpu_dog_only_in_pruning_scope():
+    presets = PROJECT_ROOT / "configs" / "reproduce" / "navigation"
+    layerwise = load_preset("navigation", str(presets / "cpu-dog.yaml"))
+    global_ = load_preset("navigation", str(presets / "cpu-global.yaml"))
+    assert (layerwise.name, global_.name) == ("cpu-dog", "cpu-global")
     cfg = {p.name: load_config(list(p.configs), list(p.overrides)) for p in (layerwise, global_)}
-    assert (cfg["cpu"].pruning.scope, cfg["cpu-global"].pruning.scope) == ("layerwise", "global")
+    assert (cfg["cpu-dog"].pruning.scope, cfg["cpu-global"].pruning.scope) == ("layerwise", "global")
     cfg["cpu-global"].pruning.scope = "layerwise"
-    assert cfg["cpu"] == cfg["cpu-global"]
+    assert cfg["cpu-dog"] == cfg["cpu-global"]
     assert (layerwise.seeds, layerwise.sparsities) == (global_.seeds, global_.sparsities)
+
+
+def test_navigation_cpu_preset_is_the_recipe_that_learns():
+    cfg = load_config(*[list(x) for x in (load_preset("navigation", "cpu").configs, load_preset("navigation", "cpu").overrides)])
+    nav, model = cfg.navigation, cfg.model
+    assert (nav.place_cell_tuning, nav.velocity_units, model.recurrent_init) == ("gaussian", "per_second", "identity")
+    assert (model.hidden_size, nav.num_place_cells, cfg.pruning.scope) == (256, 256, "layerwise")
 
 
 def test_paper_dry_run_prints_a_gpu_estimate_and_writes_nothing(tmp_path, capsys):
@@ -145,6 +154,44 @@ def test_cells_cover_every_applicable_row_and_column_once(tmp_path):
     lottery = [c for c in cells if c.run_set == "lottery"]
     assert all(c.config.pruning.lottery for c in lottery)
     assert {c.config.regularizer.manifold for c in cells if c.run_set == "learned_s3"} == {"s3"}
+
+
+def test_language_table_inverts_diffusion_and_ripple_and_adds_a_permuted_inverted_diffusion(tmp_path):
+    def regularizers(table: str) -> dict[str, set]:
+        _, cells = build_cells(table_spec(table), load_preset(table, "smoke"), tmp_path / table)
+        out: dict[str, set] = {}
+        for c in cells:
+            r = c.config.regularizer
+            out.setdefault(c.run_set, set()).add((r.inhibitor, r.invert, r.permute, r.mean_matched))
+        return out
+
+    language = regularizers("language")
+    assert language["inverted_diffusion"] == {("diffusion", True, False, "plain_dog")}
+    assert language["inverted_ripple"] == {("ripple", True, False, "plain_dog")}
+    assert language["permuted_inverted_diffusion"] == {("diffusion", True, True, "plain_dog")}
+    assert language["permuted_dog"] == {("dog", False, True, "plain_dog")}
+    assert "torus_diffusion" not in language and "torus_ripple" not in language
+    labels = {row.label: row.runs for row in table_spec("language").rows}
+    assert labels["Perm. inv. diffusion"] == "permuted_inverted_diffusion" and labels["Inv. ripple"] == "inverted_ripple"
+    for table in ("navigation", "adding"):  # plain diffusion and ripple, as the research code ran them
+        runs = regularizers(table)
+        assert runs["torus_diffusion"] == {("diffusion", False, False, "plain_dog")}
+        assert runs["torus_ripple"] == {("ripple", False, False, "plain_dog")}
+        assert not any(invert for sets in runs.values() for _, invert, _, _ in sets)
+
+
+@pytest.mark.parametrize("rule, value", [("plain_dog", "14.76"), ("applied", "66.39")])
+def test_caption_states_the_mean_matched_constant(rule, value):
+    from moduli.reproduce.render import caption_text
+
+    preset = load_preset("adding", "cpu")
+    cfg = load_config(list(preset.configs), list(preset.overrides) + [f"regularizer.mean_matched={rule}"])
+    caption = caption_text(table_spec("adding"), preset, cfg, pd.DataFrame())
+    assert f"(expected {value}" in caption and f"regularizer.mean_matched = {rule}" in caption  # N = 128
+    assert "10 + 1 stabilising epochs x 200 steps" in caption
+    assert "Learned positions: the weights' adam at lr 0.001, clipped with the weights, gradient x 0.99^epoch, " \
+           "frozen during the stabilising epochs; learned_r3 starts at 10 x N(0, 1); learned_r9 starts at 10 x N(0, 1)." \
+           in caption
 
 
 # ---------------------------------------------------------------- statistics
@@ -185,6 +232,24 @@ def test_caption_states_the_pruning_scope(scope, phrase):
     assert phrase in caption and f"{scope} magnitude pruning" in caption
     other = "layerwise" if scope == "global" else "global"
     assert f"{other} magnitude pruning" not in caption
+
+
+def test_caption_names_the_recipe_options_only_off_their_defaults():
+    from moduli.reproduce.render import scale_text
+
+    preset = load_preset("navigation", "cpu")
+    cfg = load_config(list(preset.configs), list(preset.overrides))
+    assert scale_text(cfg) == (
+        "hidden 256, 256 place cells, 20 steps per trajectory, batch 32, 7 epochs x 100 steps, adamw lr 0.003, "
+        "regulariser strength 0.1, linear pruning schedule"
+    )  # the committed cpu table's caption, unchanged
+    options = ["navigation.place_cell_tuning=gaussian", "navigation.start_tuning=dog",
+               "navigation.velocity_units=per_second", "model.recurrent_init=identity", "model.recurrent_init_scale=0.9"]
+    text = scale_text(load_config(list(preset.configs), list(preset.overrides) + options))
+    assert ("256 place cells, 20 steps per trajectory, gaussian place-cell tuning, dog start state, "
+            "velocity per second, identity x 0.9 W_hh initialisation, batch 32") in text
+    adding = load_config([PROJECT_ROOT / "configs" / "adding.yaml"], ["model.recurrent_init=he_uniform"])
+    assert "sequence length 50, he-uniform W_hh initialisation, batch 32" in scale_text(adding)
 
 
 # ---------------------------------------------------------------- aggregation on synthetic runs
@@ -297,9 +362,14 @@ def test_forward_flop_count_matches_torch_flop_counter():
     cfg = load_config(["configs/adding.yaml"], [f"model.hidden_size={n}", f"adding.seq_len={t}"])
     assert counter.get_total_flops() == b * _forward_flops_per_sequence(cfg)[0]
     assert train_step_flops(cfg) == 3 * cfg.train.batch_size * _forward_flops_per_sequence(cfg)[0]
-    lottery = load_config(["configs/adding.yaml"], ["pruning.lottery=true"])
-    plain = load_config(["configs/adding.yaml"])
+    lottery = load_config(["configs/adding.yaml"], ["pruning.lottery=true", "train.stabilise_epochs=0"])
+    plain = load_config(["configs/adding.yaml"], ["train.stabilise_epochs=0"])
     assert estimate_gpu_hours([lottery]) == pytest.approx(2 * estimate_gpu_hours([plain]))
+    # stabilising epochs lengthen the first training only: 100 + 10 epochs, and 100 more for a lottery
+    stabilised = load_config(["configs/adding.yaml"], ["train.stabilise_epochs=10"])
+    stabilised_lottery = load_config(["configs/adding.yaml"], ["train.stabilise_epochs=10", "pruning.lottery=true"])
+    assert estimate_gpu_hours([stabilised]) == pytest.approx(1.1 * estimate_gpu_hours([plain]))
+    assert estimate_gpu_hours([stabilised_lottery]) == pytest.approx(2.1 * estimate_gpu_hours([plain]))
 
 
 def test_estimate_from_a_measured_step_time():

@@ -156,6 +156,51 @@ def test_place_cell_activation_matches_brute_force() -> None:
         torch.testing.assert_close(act[p], expected, atol=1e-12, rtol=0)
 
 
+def test_gaussian_place_cells_match_brute_force_softmax() -> None:
+    cells = PlaceCells(num_cells=16, sigma=0.12, seed=4, tuning="gaussian")
+    pos = torch.tensor([[0.1, -0.3], [1.0, 1.0], [-0.5, 0.2]], dtype=torch.float64)
+    act = cells.activation(pos)
+    for p in range(pos.shape[0]):
+        d2 = [float(((pos[p] - cells.centres[i].double()) ** 2).sum()) for i in range(16)]
+        narrow = [math.exp(-d / (2 * 0.12**2)) for d in d2]
+        expected = torch.tensor([n / sum(narrow) for n in narrow], dtype=torch.float64)
+        torch.testing.assert_close(act[p], expected, atol=1e-12, rtol=0)
+
+
+def test_gaussian_targets_are_peaked_and_dog_targets_nearly_uniform() -> None:
+    # The paper's population (512 cells, sigma 0.12 m, 2.2 m box): the DoG shift-and-renormalise
+    # target is within about 0.1 nat of uniform, the Gaussian one about 3 nats below it.
+    pos = TrajectoryGenerator(seq_len=20).sample(100, gen(0)).position
+    uniform = math.log(512)
+    entropy = {t: float(torch.special.entr(PlaceCells(tuning=t).activation(pos)).sum(-1).mean()) for t in ("dog", "gaussian")}
+    assert 0.05 < uniform - entropy["dog"] < 0.12
+    assert uniform - entropy["gaussian"] > 2.5
+    # peaked: the three most active Gaussian cells carry about 0.29 of the mass, the DoG ones 0.04
+    top3 = {t: float(PlaceCells(tuning=t).activation(pos).topk(3, -1).values.sum(-1).mean()) for t in ("dog", "gaussian")}
+    assert top3["gaussian"] > 0.2 > 0.05 > top3["dog"]
+
+
+def test_with_tuning_keeps_the_centres_and_leaves_the_original_alone() -> None:
+    dog = PlaceCells(num_cells=32, seed=3)
+    gaussian = dog.with_tuning("gaussian")
+    assert (dog.tuning, gaussian.tuning) == ("dog", "gaussian")
+    assert torch.equal(gaussian.centres, dog.centres) and gaussian.sigma == dog.sigma
+    pos = torch.tensor([[0.2, 0.1]])
+    torch.testing.assert_close(gaussian.activation(pos), PlaceCells(num_cells=32, seed=3, tuning="gaussian").activation(pos))
+    assert not torch.allclose(gaussian.activation(pos), dog.activation(pos))
+    with pytest.raises(ValueError, match="tuning must be one of dog, gaussian"):
+        PlaceCells(tuning="mexican_hat")
+    with pytest.raises(ValueError, match="tuning must be one of"):
+        dog.with_tuning("flat")
+
+
+def test_place_cell_tunings_match_the_config_choices() -> None:
+    from moduli.config import PLACE_CELL_TUNINGS
+    from moduli.tasks.place_cells import TUNINGS
+
+    assert PLACE_CELL_TUNINGS == TUNINGS
+
+
 def test_place_cells_distribution_and_centres() -> None:
     cells = PlaceCells()
     assert cells.centres.shape == (512, 2) and cells.centres.abs().max() <= 1.1

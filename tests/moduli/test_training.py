@@ -36,7 +36,7 @@ def tiny(tmp_path: Path, task: str, *overrides: str, extra_files: tuple[str, ...
     """The task's config at tiny sizes, stored under ``tmp_path``."""
     files = [ROOT / "configs" / f"{task}.yaml", ROOT / "configs" / "tiny.yaml"]
     files += [ROOT / "configs" / f for f in extra_files]
-    base = [f"out_dir={tmp_path}", f"language.data_dir={TINY_DATA}"]
+    base = [f"out_dir={tmp_path}"] + ([f"language.data_dir={TINY_DATA}"] if task == "language" else [])
     return load_config(files, base + list(overrides))
 
 
@@ -234,6 +234,7 @@ def test_language_lottery_reports_the_pruned_models_test_perplexity(tmp_path):
         ("mean_matched_l1.yaml", []),
         ("permuted_dog.yaml", []),
         ("learned_torus.yaml", []),
+        ("learned_torus.yaml", ["regularizer.embedding_optimizer=riemannian_adam"]),
         ("torus_dog.yaml", ["regularizer.learn_embedding=true"]),
     ],
 )
@@ -248,7 +249,11 @@ def test_regularizer_kinds_penalty(tmp_path, recipe, overrides):
     else:
         assert (penalty > 0).all() and penalty.map(math.isfinite).all()
     state = checkpoint(cfg)
-    assert (state["embedding_optimizer"] is not None) == cfg.regularizer.learn_embedding
+    if cfg.regularizer.embedding_optimizer == "riemannian_adam":
+        assert (state["embedding_optimizer"] is not None) == cfg.regularizer.learn_embedding
+    else:  # shared: learned positions are the second parameter group of the weights' optimiser
+        assert state["embedding_optimizer"] is None
+        assert (len(state["optimizer"]["param_groups"]) == 2) == cfg.regularizer.learn_embedding
 
 
 def test_learned_embedding_moves_the_neuron_positions(tmp_path):
@@ -345,6 +350,14 @@ def _run_interrupted_then_resumed(cfg: RunConfig, monkeypatch, after_checkpoints
          ("regularizer/learned_torus.yaml",), 1),
         ("adding", ["pruning.lottery=true", "pruning.target=0.5", "train.epochs=2"],
          ("regularizer/learned_torus.yaml",), 3),
+        # stabilising epoch (positions frozen), then a lottery on the reused embedding: interrupted
+        # right after the stabilising epoch, and inside the lottery phase
+        ("adding", ["pruning.lottery=true", "pruning.target=0.5", "train.epochs=2", "train.stabilise_epochs=1"],
+         ("regularizer/learned_torus.yaml",), 3),
+        ("adding", ["pruning.lottery=true", "pruning.target=0.5", "train.epochs=2", "train.stabilise_epochs=1"],
+         ("regularizer/learned_torus.yaml",), 4),
+        # language lottery: the plateau schedule keeps the first training's best loss across the resume
+        ("language", ["optim.lr=5.0", "pruning.lottery=true", "pruning.target=0.5", "train.epochs=2"], (), 3),
     ],
 )
 def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path, monkeypatch, task, overrides, extra, after):
