@@ -449,6 +449,16 @@ def test_penalty_paths_choice_and_bad_value():
         small(torch.zeros(8, 8))
 
 
+def test_inverted_coefficients_stay_on_the_autograd_path():
+    """max C - C couples every entry through the maximum: the fused kernel does not apply."""
+    gen = torch.Generator().manual_seed(17)
+    reg = ModuliRegularizer(Torus(), 9, get_inhibitor("diffusion"), learn_embedding=True, invert=True, generator=gen)
+    assert reg._penalty_path() == "autograd"
+    weight = torch.randn(9, 9, generator=gen)
+    c = reg.coefficients()
+    assert float(reg(weight)) == pytest.approx(float(0.1 * (c * weight.abs()).mean()), rel=1e-6)
+
+
 def test_gradient_only_where_asked_and_no_grad_mode():
     gen = torch.Generator().manual_seed(13)
     n = 9
