@@ -430,6 +430,28 @@ def test_compiled_kernel_equals_autograd(monkeypatch):
     _assert_same((value.detach(), w.grad, reg.embedding.grad), want, 1e-5, "compiled forward")
 
 
+def test_a_failed_compilation_warns_once_and_runs_uncompiled(monkeypatch):
+    def no_compiler(*args, **kwargs):
+        def fail(*a, **k):
+            raise RuntimeError("no working C++ compiler\nmore detail")
+        return fail
+
+    monkeypatch.setattr(fused, "_FAILED", {})
+    monkeypatch.setattr(fused, "_compiled", no_compiler)
+    gen = torch.Generator().manual_seed(18)
+    reg = _learned(Torus(), DoG(), Torus().random(12, generator=gen, dtype=torch.float64))
+    weight = torch.randn(12, 12, generator=gen, dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match=r"torch.compile of the fused moduli penalty failed \(RuntimeError: no working C\+\+ compiler\)"):
+        got = _fused(reg, weight, compiled=True)
+    assert set(fused._FAILED) == {"gradient"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: no second warning
+        again = _fused(reg, weight, compiled=True)
+    want = _reference(reg, weight)
+    _assert_same(got, want, 1e-9, "fallback")
+    _assert_same(again, want, 1e-9, "fallback again")
+
+
 # ---------------------------------------------------------------------------------------------
 # the regulariser's public behaviour
 # ---------------------------------------------------------------------------------------------
