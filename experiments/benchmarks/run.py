@@ -360,6 +360,7 @@ class Bench:
         mem_plain = peak_memory("moduli", self.device, n, b, t_len, place, self.threads, fresh=not self.quick)
         for variant, target, mem_target in (("fixed", "<= 1.03x", "report"), ("learned", "<= 1.10x", "<= 1.10x")):
             ratio, tb, tv, first, path = timed("moduli", variant)
+            learned_path = path
             extra = " + RiemannianAdam on positions" if variant == "learned" else ""
             self.add(id="P2", what=f"train step with {variant} torus DoG penalty{extra}",
                      baseline="same step, no penalty", size=size, ratio=ratio, target=target,
@@ -374,6 +375,8 @@ class Bench:
                          note=f"{first:.1f} s, path {path!r}" + (
                              " (compiling; less when torch.compile's disk cache has it)" if path == "compiled" else ""))
         for variant, path in (("learned-fused", "fused"), ("learned-autograd", "autograd")):
+            if path == learned_path:
+                continue  # "auto" took this path already (no compilation on this device or at this size)
             ratio, tb, tv, _, _ = timed("moduli", variant)
             how = "fused kernel uncompiled" if path == "fused" else "reference autograd path"
             self.add(id="P2", what=f"train step with learned penalty, {how} (penalty_path={path!r})",
