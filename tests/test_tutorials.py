@@ -114,5 +114,5 @@ def test_reproduce_tutorial(capsys):
     assert math.isclose(ns["p_noreg"], stored["p_vs_noreg"], rel_tol=1e-6)
     assert math.isclose(ns["p_random"], stored["p_vs_random"], rel_tol=1e-6)
     assert ns["marks"] == "†"
-    table_md = (ROOT / "experiments" / "results" / "navigation" / "cpu" / "table.md").read_text()
+    table_md = (ROOT / "experiments" / "results" / "navigation" / "cpu-dog" / "table.md").read_text()
     assert "| controls | Torus DoG | 70.8 (3.6)\\* | 84.2 (0.5)† |" in table_md  # the cell the page reads

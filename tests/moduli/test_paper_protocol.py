@@ -29,7 +29,8 @@ def tiny(tmp_path: Path, task: str, *overrides: str, recipe: str | None = None) 
     files = [ROOT / "configs" / f"{task}.yaml", ROOT / "configs" / "tiny.yaml"]
     if recipe is not None:
         files.append(ROOT / "configs" / "regularizer" / f"{recipe}.yaml")
-    return load_config(files, [f"out_dir={tmp_path}", f"language.data_dir={TINY_DATA}", *overrides])
+    data = [f"language.data_dir={TINY_DATA}"] if task == "language" else []
+    return load_config(files, [f"out_dir={tmp_path}", *data, *overrides])
 
 
 def trainer_of(cfg: RunConfig) -> Trainer:

@@ -237,12 +237,12 @@ def test_caption_states_the_pruning_scope(scope, phrase):
 def test_caption_names_the_recipe_options_only_off_their_defaults():
     from moduli.reproduce.render import scale_text
 
-    preset = load_preset("navigation", "cpu")
+    preset = load_preset("navigation", str(PROJECT_ROOT / "configs" / "reproduce" / "navigation" / "cpu-dog.yaml"))
     cfg = load_config(list(preset.configs), list(preset.overrides))
     assert scale_text(cfg) == (
         "hidden 256, 256 place cells, 20 steps per trajectory, batch 32, 7 epochs x 100 steps, adamw lr 0.003, "
         "regulariser strength 0.1, linear pruning schedule"
-    )  # the committed cpu table's caption, unchanged
+    )  # the committed cpu-dog table's caption, unchanged
     options = ["navigation.place_cell_tuning=gaussian", "navigation.start_tuning=dog",
                "navigation.velocity_units=per_second", "model.recurrent_init=identity", "model.recurrent_init_scale=0.9"]
     text = scale_text(load_config(list(preset.configs), list(preset.overrides) + options))
