@@ -54,7 +54,7 @@ from moduli.errors import ConfigError
 from moduli.reproduce.presets import PROJECT_ROOT
 from moduli.run_dir import RunDir
 from moduli.sweep import format_override_value, parse_seeds, run_sweep
-from moduli.training.tasks import navigation_baselines
+from moduli.tasks import navigation_baselines
 
 CONFIGS = tuple(
     PROJECT_ROOT / "configs" / name

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import numbers
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor
@@ -377,8 +377,3 @@ class TupleModule(Module):
 
     def __repr__(self) -> str:
         return "(" + ", ".join(repr(c) for c in self.children) + ")"
-
-
-def as_module(m: Module | Sequence[Module]) -> Module:
-    """Turn a tuple of modules into a TupleModule; return modules unchanged."""
-    return TupleModule(*m) if isinstance(m, tuple) else m

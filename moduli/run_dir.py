@@ -125,6 +125,18 @@ class RunDir:
         return Path(cfg.out_dir) / f"{cfg.task}-{config_hash(cfg)}"
 
     @classmethod
+    def finished_summary(cls, cfg: RunConfig) -> dict[str, Any] | None:
+        """The summary of ``cfg``'s run if it has finished, else None (nothing is created)."""
+        return cls(cls.path_for(cfg), cfg).summary()
+
+    @classmethod
+    def record_failure(cls, cfg: RunConfig, error: BaseException) -> None:
+        """Mark ``cfg``'s run failed, if its directory exists and the run has not finished."""
+        run = cls(cls.path_for(cfg), cfg)
+        if run.path.is_dir() and not run.is_finished:
+            run.mark_failed(error)
+
+    @classmethod
     def create(cls, cfg: RunConfig, *, check_hardware: bool = True) -> RunDir:
         """Create (or reopen, to resume) the run directory of ``cfg``.
 

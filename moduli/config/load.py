@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import BooleanNode, FloatNode, IntegerNode, OmegaConf, StringNode
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
 from ..errors import ConfigError
@@ -33,6 +33,7 @@ from .validate import closest, config_error, show_value, suggest, validate_confi
 
 __all__ = [
     "load_config",
+    "with_overrides",
     "config_from_dict",
     "config_to_dict",
     "config_to_yaml",
@@ -311,12 +312,58 @@ def load_config(
     return cfg
 
 
+_SCALAR_NODES = {"float": FloatNode, "int": IntegerNode, "str": StringNode, "bool": BooleanNode}
+
+
+def with_overrides(cfg: RunConfig, overrides: Sequence[str], *, check_hardware: bool = True) -> RunConfig | None:
+    """``cfg`` with the ``key=value`` ``overrides`` applied and validated, without merging YAML again.
+
+    Values are typed as :func:`load_config` types them (the same parser and OmegaConf's node
+    conversion), so the result equals (and hashes like) loading the files with these overrides
+    last. Only plain scalar keys (``pruning.target``, ``train.seed``, ``task``...) take this path;
+    for any other override (a recipe, a list, an optional value) the result is None: load in full.
+    """
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        if _recipe_file(item) is not None:
+            return None
+        _, data = _override_layer(item)
+        (key,) = _dotted_keys(data)
+        f = _field_at(key)
+        if f is None or str(f.type) not in _SCALAR_NODES or key.count(".") > 1:
+            return None
+        value: Any = data
+        for part in key.split("."):
+            value = value[part]
+        try:
+            changes[key] = _SCALAR_NODES[str(f.type)](value)._value()
+        except OmegaConfBaseException:
+            return None
+    sections: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, value in changes.items():
+        section, _, leaf = key.partition(".")
+        if leaf:
+            sections.setdefault(section, {})[leaf] = value
+        else:
+            top[key] = value
+    replaced = dataclasses.replace(
+        cfg, **top, **{name: dataclasses.replace(getattr(cfg, name), **leaves) for name, leaves in sections.items()}
+    )
+    return validate_config(replaced, check_hardware=check_hardware)
+
+
 def task_of_key(key: str) -> str | None:
-    """The task a dotted key belongs to (``adding.seq_len`` -> adding), or None for a shared key."""
-    section = key.split(".", 1)[0]
+    """The task a dotted key belongs to (``adding.seq_len`` -> adding, ``model.embedding_size`` ->
+    language), or None for a shared key."""
+    from ..tasks.registry import TASKS as TASK_CLASSES  # torch: only once a config is read
+
+    section, _, rest = key.partition(".")
     if section in TASKS:
         return section
-    return "language" if key == "model.embedding_size" else None
+    if section != "model":
+        return None
+    return next((name for name, task in TASK_CLASSES.items() if rest in task.model_keys), None)
 
 
 def _dotted_keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -370,9 +417,11 @@ def hashed_content(cfg: RunConfig) -> dict[str, Any]:
     """The part of the config that determines results (what :func:`config_hash` digests).
 
     Drops :data:`HASH_EXCLUDED`, the keys of :data:`HASH_OMITTED_AT_DEFAULT` that hold their
-    default, the sections of the tasks other than ``cfg.task``, and ``model.embedding_size``
-    unless the task is language.
+    default, the sections of the tasks other than ``cfg.task``, and the ``model`` keys of the other
+    tasks (``model.embedding_size`` unless the task is language).
     """
+    from ..tasks.registry import task_class  # torch: only once a config is read
+
     data = config_to_dict(cfg)
     defaults = config_to_dict(RunConfig(task=cfg.task))
     for key in HASH_EXCLUDED + HASH_OMITTED_AT_DEFAULT:
@@ -385,8 +434,8 @@ def hashed_content(cfg: RunConfig) -> dict[str, Any]:
     for task in TASKS:
         if task != cfg.task:
             data.pop(task, None)
-    if cfg.task != "language":
-        data["model"].pop("embedding_size", None)
+            for key in task_class(task).model_keys:
+                data["model"].pop(key, None)
     return data
 
 

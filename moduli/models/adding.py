@@ -1,4 +1,4 @@
-"""Adding problem: a read-out on the last hidden state."""
+"""Models that read out the last hidden state: the adding problem and sequence classification."""
 
 from __future__ import annotations
 
@@ -8,21 +8,49 @@ from .base import RecurrentModel
 from .elman_stack import ElmanStack, RegularizerFactory
 
 
-class AddingRNN(RecurrentModel):
-    """inputs (T, B, 2) -> prediction (B, 1) from the last hidden state.
+class LastStateRNN(RecurrentModel):
+    """inputs (T, B, I) -> read-out (B, O) of the last hidden state.
 
     Args:
-        hidden_size: 128 in the paper.
+        input_size: I, features per time step.
+        output_size: O, outputs of the read-out (it always has a bias).
+        hidden_size: N.
         nonlinearity: "relu" (paper) or "tanh".
         regularizer: factory of the moduli regulariser of W_hh.
-        bias: biases in the recurrent layer (the authors' adding model has them); the read-out
-            always has one.
+        bias: biases in the recurrent layer.
         recurrent_init: rule for W_hh ("default", "identity", "orthogonal", "he_uniform"; see
             :mod:`moduli.models.recurrent_init`).
         recurrent_init_scale: factor of an identity or orthogonal W_hh.
     """
 
     PRUNABLE = ("rnn.weight_ih_l0", "rnn.weight_hh_l0", "readout.weight")
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int = 128,
+        nonlinearity: str = "relu",
+        regularizer: RegularizerFactory | None = None,
+        bias: bool = True,
+        recurrent_init: str = "default",
+        recurrent_init_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.rnn = ElmanStack(
+            input_size, hidden_size, 1, nonlinearity, bias=bias, regularizer=regularizer,
+            recurrent_init=recurrent_init, recurrent_init_scale=recurrent_init_scale,
+        )
+        self.readout = nn.Linear(hidden_size, output_size)  # last state -> outputs
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        _, h_n = self.rnn(inputs)
+        return self.readout(h_n[-1])
+
+
+class AddingRNN(LastStateRNN):
+    """inputs (T, B, 2) -> prediction (B, 1) of the sum; ``hidden_size`` 128 and recurrent biases
+    (the authors' adding model) by default."""
 
     def __init__(
         self,
@@ -33,13 +61,4 @@ class AddingRNN(RecurrentModel):
         recurrent_init: str = "default",
         recurrent_init_scale: float = 1.0,
     ) -> None:
-        super().__init__()
-        self.rnn = ElmanStack(
-            2, hidden_size, 1, nonlinearity, bias=bias, regularizer=regularizer,
-            recurrent_init=recurrent_init, recurrent_init_scale=recurrent_init_scale,
-        )
-        self.readout = nn.Linear(hidden_size, 1)  # last state -> sum
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        _, h_n = self.rnn(inputs)
-        return self.readout(h_n[-1])
+        super().__init__(2, 1, hidden_size, nonlinearity, regularizer, bias, recurrent_init, recurrent_init_scale)

@@ -48,9 +48,14 @@ class PathIntegrationRNN(RecurrentModel):
         self.decoder = nn.Linear(hidden_size, num_place_cells, bias=False)  # hidden -> place-cell logits
 
     def forward(self, velocity: Tensor, start_activation: Tensor) -> Tensor:
+        """Checked call: refuses NaN or infinite inputs, then :meth:`logits`."""
         for what, x in (("velocity", velocity), ("start_activation", start_activation)):
             if isinstance(x, Tensor) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
                 raise ValueError(f"{what} contains NaN or infinite values; every input must be finite")
+        return self.logits(velocity, start_activation)
+
+    def logits(self, velocity: Tensor, start_activation: Tensor) -> Tensor:
+        """The forward pass without the input check (the task's own batches are finite by construction)."""
         h0 = self.encoder(start_activation).unsqueeze(0)
         states, _ = self.rnn(velocity, h0)
         return self.decoder(states)

@@ -31,7 +31,7 @@ import yaml
 from ..config.validate import suggest
 from ..errors import ConfigError
 from ..resources import shipped_root
-from ..sweep import format_override_value
+from ..planner import format_override_value
 from .tables import table_spec
 
 __all__ = ["Preset", "PRESET_NAMES", "PROJECT_ROOT", "PRESETS_DIR", "preset_path", "load_preset", "FORBIDDEN_KEYS"]

@@ -14,7 +14,8 @@ from moduli.run_dir import RunDir
 from moduli.sweep import run_sweep
 from moduli.training import Trainer, run_config
 from moduli.training import batched
-from moduli.training.batched import seed_groups, stacked_elman, train_batched, unsupported_reason
+from moduli.models import stacked_elman
+from moduli.training.batched import seed_groups, train_batched, unsupported_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = {"steps_per_s", "wall_time_s", "batched_runs"}
@@ -222,13 +223,13 @@ def test_interrupted_group_resumes_batched_and_equals_uninterrupted_runs(tmp_pat
     assert not any(RunDir.path_for(c).joinpath("summary.json").exists() for c in ours)
 
     starts = []
-    original_run = batched._BatchedGroup.run
+    original_run = batched.StackedSeeds.run
 
     def recording_run(self):
         starts.append((self.start_epoch, self.k))
         return original_run(self)
 
-    monkeypatch.setattr(batched._BatchedGroup, "run", recording_run)
+    monkeypatch.setattr(batched.StackedSeeds, "run", recording_run)
     outcomes = train_batched(ours, quiet=True)
     assert starts == [(1, 3)]
     for seed, cfg, summary in zip(seeds, ours, outcomes):
@@ -258,7 +259,7 @@ def test_group_interrupted_at_different_epochs_resumes_one_by_one(tmp_path, monk
 
 def test_a_diverging_run_fails_alone_and_the_others_are_unaffected(tmp_path, monkeypatch):
     ours = [tiny(tmp_path / "batched", "adding", s) for s in (0, 1, 2)]
-    original_losses = batched._BatchedGroup._losses
+    original_losses = batched.StackedSeeds.losses
 
     def run_one_diverges_at_step_3(self):
         losses = original_losses(self)
@@ -266,7 +267,7 @@ def test_a_diverging_run_fails_alone_and_the_others_are_unaffected(tmp_path, mon
             losses = torch.where(torch.arange(self.k) == 1, torch.tensor(float("inf")), losses)
         return losses
 
-    monkeypatch.setattr(batched._BatchedGroup, "_losses", run_one_diverges_at_step_3)
+    monkeypatch.setattr(batched.StackedSeeds, "losses", run_one_diverges_at_step_3)
     outcomes = train_batched(ours, quiet=True)
     assert isinstance(outcomes[1], batched.DivergenceError) and "at step 3" in str(outcomes[1])
     assert RunDir.open(RunDir.path_for(ours[1])).status == "failed"

@@ -23,7 +23,7 @@ from moduli.config.schema import TASKS
 from moduli.errors import ModuliError
 from moduli.run_dir import RunDir
 from moduli.tasks import wikitext_download
-from moduli.tasks.errors import DataError
+from moduli.errors import DataError
 from moduli.training import run_config
 
 ROOT = Path(__file__).resolve().parents[2]
