@@ -109,7 +109,6 @@ class DigitsConfig:
 
     read: str = _choice("rows", ("rows", "pixels"))  # rows: 8 steps of 8 pixels; pixels: 64 steps of 1 pixel
     split_seed: int = _ranged(0, ge=0)  # seed of the fixed train/valid/test split (independent of train.seed)
-    eval_batch_size: int = _ranged(360, ge=1)  # images per evaluation batch (each split has 360)
 
 
 @dataclass

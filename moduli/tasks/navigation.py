@@ -54,7 +54,7 @@ class NavigationTask(Task):
         self.per_second = nav.velocity_units == "per_second"
         self.model = PathIntegrationRNN(
             nav.num_place_cells, cfg.model.hidden_size, cfg.model.nonlinearity, regularizer, bias=cfg.model.bias,
-            **recurrent_init(cfg),
+            check_inputs=False, **recurrent_init(cfg),
         )
         self.generator = generator(device, seed)
 
@@ -72,7 +72,7 @@ class NavigationTask(Task):
     def _batch_loss(self, batch_size: int, stream: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         traj = self.trajectories.sample(batch_size, generator=stream, device=self.device)
         velocity, start, target = self.model_inputs(traj)
-        logits = self.model.logits(velocity, start)
+        logits = self.model(velocity, start)
         return navigation_loss(logits, target), logits, traj.position
 
     def train_loss(self) -> tuple[Tensor, dict[str, float]]:

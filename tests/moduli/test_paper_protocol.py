@@ -62,7 +62,7 @@ def test_language_runs_carry_the_extra_l1_on_embedding_decoder_and_input_matrice
     # and nothing at all without the extra term
     off = trainer_of(tiny(tmp_path / "off", "language", "optim.lr=1e-9", "pruning.method=none",
                           "regularizer.extra_l1=0", recipe=recipe))
-    assert off._train_step()[1] == pytest.approx(moduli, rel=1e-5, abs=0.0)
+    assert off.train_step()[1] == pytest.approx(moduli, rel=1e-5, abs=0.0)
 
 
 # ------------------------------------------------------------------- lottery: learning rate
@@ -116,14 +116,14 @@ def _lottery_positions(tmp_path: Path, monkeypatch, *overrides: str, recipe: str
     """(trained model's positions at the end of the first training, the lottery model's positions
     at its start, the lottery model at the end)."""
     seen = {}
-    start = Trainer._start_lottery_phase
+    start = Trainer.start_lottery_phase
 
     def recording(self):
         seen["trained"] = positions(self)
         start(self)
         seen["lottery"] = positions(self)
 
-    monkeypatch.setattr(Trainer, "_start_lottery_phase", recording)
+    monkeypatch.setattr(Trainer, "start_lottery_phase", recording)
     cfg = tiny(tmp_path, "adding", "train.epochs=2", "pruning.lottery=true", "pruning.target=0.5", *overrides,
                recipe=recipe)
     trainer = trainer_of(cfg)
