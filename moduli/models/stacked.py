@@ -16,12 +16,15 @@ def stacked_elman(
     b_ih: Tensor | None,
     b_hh: Tensor | None,
     nonlinearity: str,
+    per_run_projection: bool = False,
 ) -> Tensor:
     """K independent Elman layers: x (K, T, B, I), h0 (K, B, N) or None, w_ih (K, N, I),
     w_hh (K, N, N), b_ih / b_hh (K, N) or None -> all hidden states (K, T, B, N).
 
     The operations mirror torch's own CPU RNN loop (input projections of all steps first, then
     ``phi(h W_hh^T + b_hh + pre_t)`` per step), so on CPU every slice equals the unbatched run.
+    ``per_run_projection`` computes the input projections with one ``F.linear`` per run, as torch's
+    loop does, instead of one batched product: wider inputs (8 features) then keep their last bits.
     """
     if nonlinearity not in ("relu", "tanh"):
         raise ValueError(f"nonlinearity must be 'relu' or 'tanh', got {nonlinearity!r}")
@@ -33,7 +36,11 @@ def stacked_elman(
     k, steps, batch, features = x.shape
     hidden = w_hh.shape[-1]
     flat = x.reshape(k, steps * batch, features)
-    if b_ih is not None:
+    if per_run_projection:
+        pre = torch.stack([
+            torch.nn.functional.linear(flat[i], w_ih[i], None if b_ih is None else b_ih[i]) for i in range(k)
+        ])
+    elif b_ih is not None:
         pre = torch.baddbmm(b_ih.unsqueeze(1), flat, w_ih.transpose(1, 2))
     else:
         pre = torch.bmm(flat, w_ih.transpose(1, 2))

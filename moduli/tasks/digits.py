@@ -102,8 +102,8 @@ class DigitsTask(Task):
         images, labels = self.data[split]  # the whole split (360 images) in one batch
         logits = self.model(read_as_sequence(images, self.read)).float()
         loss = float(nn.functional.cross_entropy(logits, labels))
-        error = float((logits.argmax(dim=-1) != labels).float().mean())
-        return {"loss": loss, "error": error, "accuracy": 1.0 - error}
+        wrong = int((logits.argmax(dim=-1) != labels).sum())
+        return {"loss": loss, "error": wrong / len(labels), "accuracy": 1.0 - wrong / len(labels)}
 
     @classmethod
     def stacked_losses(cls, tasks: list[Task], params: dict[str, Tensor]) -> Tensor:
@@ -111,7 +111,7 @@ class DigitsTask(Task):
         inputs, labels = torch.stack([p[0] for p in pairs]), [p[1] for p in pairs]
         states = stacked_elman(
             inputs, None, params["rnn.weight_ih_l0"], params["rnn.weight_hh_l0"], params.get("rnn.bias_ih_l0"),
-            params.get("rnn.bias_hh_l0"), tasks[0].model.rnn.nonlinearity,
+            params.get("rnn.bias_hh_l0"), tasks[0].model.rnn.nonlinearity, per_run_projection=True,
         )
         last, weight, bias = states[:, -1], params["readout.weight"], params["readout.bias"]
         # one read-out and one loss per run, as unbatched (the (B, N) x (N, 10) products are small)
