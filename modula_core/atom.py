@@ -20,13 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .abstract import Atom, _check_target
-from .linalg import DEFAULT_NS, NS_COEFFICIENTS, newton_schulz, orthogonal, power_iteration
+from .linalg import DEFAULT_NS, NS_COEFFICIENTS, newton_schulz, orthogonal, spectral_normalize_
 from .vector import Vector
-
-# Seed of the fixed generator that starts power iteration when an atom has no warm start yet, so that
-# processes that see the same updates (data-parallel ranks, a rerun) get the same estimates.
-_POWER_SEED = 1234
-
 
 def _positive_int(value: object, name: str, owner: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -66,32 +61,6 @@ def _sample_device(generator: torch.Generator | None, device) -> torch.device | 
     return generator.device if generator is not None else device
 
 
-def _start_vector(shape: torch.Size, like: Tensor) -> Tensor:
-    gen = torch.Generator(device="cpu").manual_seed(_POWER_SEED)
-    return F.normalize(torch.randn(shape, generator=gen, dtype=torch.float64), dim=-1).to(device=like.device, dtype=like.dtype)
-
-
-def _spectral_normalize_(w: Tensor, buffers: dict[str, Tensor], steps: int, target_norm: float) -> None:
-    """Scale ``w`` (..., out, in) in place so each matrix's estimated spectral norm is ``target_norm``.
-
-    The left singular vector estimate is kept in ``buffers["u"]`` (shape (..., out)) as a warm start.
-    Zero matrices stay zero.
-    """
-    wf = w if w.dtype in (torch.float32, torch.float64) else w.float()
-    u = buffers.get("u")
-    if u is None or u.shape != wf.shape[:-1]:
-        u = _start_vector(wf.shape[:-1], wf)
-        steps = max(steps, 10)
-    sigma, u_new = power_iteration(wf, u, steps=steps)
-    nonzero = sigma > 0
-    # A zero matrix returns u = 0, which would stall every later call: keep the old start there, and
-    # if nothing was learnt from a cold start, store nothing (the next call starts cold again).
-    if "u" in buffers or bool(nonzero.any()):
-        buffers["u"] = torch.where(nonzero.unsqueeze(-1), u_new, u.to(u_new)).detach()
-    scale = torch.where(nonzero, target_norm / torch.where(nonzero, sigma, torch.ones_like(sigma)), torch.zeros_like(sigma))
-    w.mul_(scale.to(w.dtype).unsqueeze(-1).unsqueeze(-1))
-
-
 class _SpectralAtom(Atom):
     """Shared rules of atoms made of (a stack of) matrices measured in spectral norm (Linear, Conv2D taps).
 
@@ -108,7 +77,7 @@ class _SpectralAtom(Atom):
         if self.mass == 0 or target_norm == 0:
             w[0].zero_()
             return
-        _spectral_normalize_(w[0], self.buffers, self.power_steps, target_norm)
+        spectral_normalize_(w[0], self.buffers, self.power_steps, target_norm)
 
     @torch.no_grad()
     def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:

@@ -17,8 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .abstract import Atom, _check_target
-from .atom import _spectral_normalize_
-from .linalg import DEFAULT_NS, newton_schulz, orthogonal
+from .linalg import DEFAULT_NS, newton_schulz, orthogonal, spectral_normalize_
 from .vector import Vector
 
 
@@ -55,8 +54,12 @@ class Dense(Atom):
     @torch.no_grad()
     def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
         target_norm = _check_target(target_norm)
+        if self.mass == 0:  # frozen, as every atom of mass 0
+            for t in w:
+                t.zero_()
+            return
         shares = self._shares()
-        _spectral_normalize_(w[0], self.buffers, self.power_steps, shares[0] * target_norm * self.weight_scale)
+        spectral_normalize_(w[0], self.buffers, self.power_steps, shares[0] * target_norm * self.weight_scale)
         if self.bias:
             rms = w[1].norm() / math.sqrt(self.out_features)
             w[1].mul_(shares[1] * target_norm / rms if rms > 0 else 0.0)
@@ -64,6 +67,8 @@ class Dense(Atom):
     @torch.no_grad()
     def dualize(self, g: Vector, target_norm: float = 1.0, schedule: str = DEFAULT_NS) -> Vector:
         target_norm = _check_target(target_norm)
+        if self.mass == 0:  # frozen, as every atom of mass 0
+            return g.zeros_like()
         shares = self._shares()
         out = [shares[0] * target_norm * self.weight_scale * newton_schulz(g[0], schedule=schedule)]
         if self.bias:

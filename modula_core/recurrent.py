@@ -59,7 +59,7 @@ import torch
 from torch import Tensor
 
 from .abstract import Atom, _check_target
-from .linalg import newton_schulz, orthogonal, power_iteration, DEFAULT_NS, NS_COEFFICIENTS
+from .linalg import newton_schulz, orthogonal, spectral_norm_estimate, DEFAULT_NS, NS_COEFFICIENTS
 from .vector import Vector
 
 NONLINEARITIES = ("relu", "tanh", "identity")
@@ -87,6 +87,13 @@ def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
+
+
+def _recurrent_start(shape: torch.Size, like: Tensor) -> Tensor:
+    # the tied atom's own fixed start (seed 0, on the weights' device): earlier runs' estimates
+    # start here, so modular-optimiser results stay as they were
+    gen = torch.Generator(device=like.device).manual_seed(0)
+    return torch.randn(shape, generator=gen, device=like.device, dtype=like.dtype)
 
 
 class ElmanRNN(Atom):
@@ -293,17 +300,7 @@ class ElmanRNN(Atom):
         return max(g * n / c for n, c in zip(self.part_norms(w), self.shares()))
 
     def _sigma(self, t: Tensor, key: str) -> Tensor:
-        # warm-started power iteration; the first call starts from a fixed-seed vector so that it
-        # does not consume the global random stream
-        u = self.buffers.get(key)
-        steps = self.power_steps
-        if u is None or tuple(u.shape) != (t.shape[0],):
-            gen = torch.Generator(device=t.device).manual_seed(0)
-            u = torch.randn(t.shape[0], generator=gen, device=t.device, dtype=t.dtype)
-            steps = max(steps, 10)
-        sigma, u = power_iteration(t, u, steps=steps)
-        self.buffers[key] = u
-        return sigma
+        return spectral_norm_estimate(t, self.buffers, self.power_steps, key, start=_recurrent_start)
 
     def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
         """In place: every tensor of the update ``w`` gets its tied target (spectral normalisation)."""

@@ -82,6 +82,7 @@ class AddingTask(Task):
     """Adding problem: MSE, reported beside the constant-predictor baseline 1/6."""
 
     name, metric = "adding", "mse"
+    metric_label = "mean squared error"
     batchable = True
 
     def __init__(self, cfg: RunConfig, device: torch.device, seed: int, regularizer: RegularizerFactory | None) -> None:

@@ -44,6 +44,7 @@ class Task:
 
     name: ClassVar[str]  # task name as in the config
     metric: ClassVar[str]  # key of the headline metric in evaluate()'s result (lower is better)
+    metric_label: ClassVar[str]  # the metric in words, with its unit (figure axes)
     has_test_split: ClassVar[bool] = False  # a held-out test split, reported in the summary and tables
     multi_layer: ClassVar[bool] = False  # the model stacks model.num_layers layers (dropout between them)
     extra_l1: ClassVar[bool] = False  # regularizer.extra_l1 applies (input, embedding and decoder matrices)

@@ -75,6 +75,7 @@ class DigitsTask(Task):
     """Sequential 8 x 8 digits: cross-entropy of the last state's read-out; metric = error rate."""
 
     name, metric = "digits", "error"
+    metric_label = "error rate"
     has_test_split = batchable = True
 
     def __init__(self, cfg: RunConfig, device: torch.device, seed: int, regularizer: RegularizerFactory | None) -> None:

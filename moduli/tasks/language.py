@@ -61,6 +61,7 @@ class LanguageTask(Task):
     """Word-level WikiText-2: an epoch is a pass over the training tokens in BPTT windows."""
 
     name, metric = "language", "perplexity"
+    metric_label = "perplexity"
     has_test_split = multi_layer = extra_l1 = finite_data = True
     model_keys = ("embedding_size",)
 

@@ -39,6 +39,7 @@ class NavigationTask(Task):
     """Path integration: place-cell cross-entropy; metric = top-3 decoding error in cm."""
 
     name, metric = "navigation", "error_cm"
+    metric_label = "decoding error (cm)"
     batchable = True
 
     def __init__(self, cfg: RunConfig, device: torch.device, seed: int, regularizer: RegularizerFactory | None) -> None:
