@@ -10,7 +10,8 @@ import torch
 
 from ..manifolds import Euclidean, KleinBottle, Manifold, Torus
 from ..run_dir import RunDir
-from ._runs import as_run, check_int, check_layer, run_label, run_manifold
+from ..checks import check_int
+from ._runs import as_run, check_layer, run_label, run_manifold
 from ._style import check_name, check_out_dir, new_figure, save_figure, style
 
 __all__ = ["load_embedding_snapshots", "select_snapshots", "planar_coordinates", "embedding_snapshots"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import math
 from typing import Any
 
 import torch
@@ -11,7 +10,7 @@ from torch import Tensor
 
 from ..manifolds import sqrt_and_reciprocal
 
-__all__ = ["Inhibitor", "check_real", "check_positive", "exp_floored"]
+__all__ = ["Inhibitor", "exp_floored"]
 
 EXP_FLOOR = -80.0  # exp(-80) ~ 1.8e-35: still a normal float32, far below any coefficient's rounding
 
@@ -26,21 +25,8 @@ def exp_floored(u: Tensor) -> Tensor:
     return torch.exp(u.clamp_min(EXP_FLOOR))
 
 
-def check_real(value: Any, what: str) -> float:
-    """Return ``value`` as a float if it is a finite real number, else raise one clear error."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a real number, got {value!r} of type {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be finite, got {value}")
-    return float(value)
 
 
-def check_positive(value: Any, what: str) -> float:
-    """Return ``value`` as a float if it is a finite number > 0, else raise one clear error."""
-    value = check_real(value, what)
-    if value <= 0:
-        raise ValueError(f"{what} must be > 0, got {value}")
-    return value
 
 
 class Inhibitor(abc.ABC):

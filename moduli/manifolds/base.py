@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import abc
-import math
 from typing import Any
 
 import geoopt
 import torch
 from torch import Tensor
 
-__all__ = ["Manifold", "check_positive_int", "check_positive_float"]
-
-
-def check_positive_int(value: Any, what: str) -> int:
-    """Return ``value`` as an int if it is a positive integer, else raise one clear error."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be a positive int, got {value!r} of type {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{what} must be a positive int (>= 1), got {value}")
-    return int(value)
-
-
-def check_positive_float(value: Any, what: str) -> float:
-    """Return ``value`` as a float if it is a finite positive real number, else raise one clear error."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a positive real number, got {value!r} of type {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be finite and > 0, got {value}")
-    return float(value)
+__all__ = ["Manifold"]
 
 
 class Manifold(abc.ABC):

@@ -16,7 +16,8 @@ from modula_core.bond import Identity
 from ..models import AddingRNN, stacked_elman
 from ..models.elman_stack import RegularizerFactory
 from ..models.modular import dense, recurrent
-from ._sampling import check_positive_int, resolve_device
+from ..checks import check_int
+from ._sampling import resolve_device
 from .base import EVAL_SEED_OFFSET, Task, generator, recurrent_init
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,7 +38,7 @@ class AddingProblem:
     seq_len: int  # sequence length T (>= 2)
 
     def __init__(self, seq_len: int = 50) -> None:
-        check_positive_int("seq_len", seq_len)
+        check_int(seq_len, "seq_len")
         if seq_len < 2:
             raise ValueError(f"seq_len must be >= 2 to hold two distinct markers, got {seq_len}")
         self.seq_len = seq_len
@@ -54,7 +55,7 @@ class AddingProblem:
             inputs (T, B, 2) float32: channel 0 the values, channel 1 the markers (0/1);
             target (B, 1) float32: the sum of the two marked values.
         """
-        check_positive_int("batch_size", batch_size)
+        check_int(batch_size, "batch_size")
         dev = resolve_device(generator, device)
         T, B = self.seq_len, batch_size
         values = torch.rand(T, B, generator=generator, device=dev)

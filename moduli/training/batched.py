@@ -35,7 +35,6 @@ epochs is also resumed sequentially.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections import defaultdict
 from typing import Any, Sequence
 

@@ -17,7 +17,6 @@ is the same code for both.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from contextlib import nullcontext
