@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from .base import RecurrentModel
 from .elman_stack import ElmanStack, RegularizerFactory
+from .stacked import stacked_elman
 
 
 class LastStateRNN(RecurrentModel):
@@ -47,18 +50,23 @@ class LastStateRNN(RecurrentModel):
         _, h_n = self.rnn(inputs)
         return self.readout(h_n[-1])
 
+    def stacked_forward(self, inputs: Tensor, params: dict[str, Tensor], per_run_projection: bool = False) -> list[Tensor]:
+        """K models of this shape at once: inputs (K, T, B, I), ``params`` name -> (K, *shape) ->
+        the K read-outs (B, O), each as :meth:`forward` computes it (see :func:`stacked_elman`)."""
+        states = stacked_elman(
+            inputs, None, params["rnn.weight_ih_l0"], params["rnn.weight_hh_l0"], params.get("rnn.bias_ih_l0"),
+            params.get("rnn.bias_hh_l0"), self.rnn.nonlinearity, per_run_projection,
+        )
+        last, weight, bias = states[:, -1], params["readout.weight"], params["readout.bias"]
+        # (B, N) x (N, O) per run: small enough that batched products would take torch's naive CPU
+        # kernel (other rounding than mm), so one F.linear per run, as unbatched
+        return [nn.functional.linear(last[k], weight[k], bias[k]) for k in range(inputs.shape[0])]
+
 
 class AddingRNN(LastStateRNN):
     """inputs (T, B, 2) -> prediction (B, 1) of the sum; ``hidden_size`` 128 and recurrent biases
-    (the authors' adding model) by default."""
+    (the authors' adding model) by default; ``options`` as :class:`LastStateRNN`'s."""
 
-    def __init__(
-        self,
-        hidden_size: int = 128,
-        nonlinearity: str = "relu",
-        regularizer: RegularizerFactory | None = None,
-        bias: bool = True,
-        recurrent_init: str = "default",
-        recurrent_init_scale: float = 1.0,
-    ) -> None:
-        super().__init__(2, 1, hidden_size, nonlinearity, regularizer, bias, recurrent_init, recurrent_init_scale)
+    def __init__(self, hidden_size: int = 128, nonlinearity: str = "relu", regularizer: RegularizerFactory | None = None,
+                 **options: Any) -> None:
+        super().__init__(2, 1, hidden_size, nonlinearity, regularizer, **options)

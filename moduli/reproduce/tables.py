@@ -216,15 +216,7 @@ TABLES: dict[str, TableSpec] = {
         note="Baseline: always predicting 1 gives MSE 1/6 = 0.1667.",
     ),
     # not in the paper: the same rows on a small classification task (moduli.tasks.digits)
-    "digits": TableSpec(
-        name="digits",
-        task="digits",
-        metric="test error rate",
-        decimals=3,
-        default_sparsities=(0.9,),
-        run_sets=_COMMON_RUN_SETS,
-        rows=_COMMON_ROWS,
-    ),
+    "digits": TableSpec("digits", "digits", "test error rate", 3, (0.9,), _COMMON_RUN_SETS, _COMMON_ROWS),
 }
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from modula_core.bond import Identity
 
-from ..models import AddingRNN, stacked_elman
+from ..models import AddingRNN
 from ..models.elman_stack import RegularizerFactory
 from ..models.modular import dense, recurrent
 from ..checks import check_int
@@ -118,14 +118,7 @@ class AddingTask(Task):
     def stacked_losses(cls, tasks: list[Task], params: dict[str, Tensor]) -> Tensor:
         pairs = [task.sample() for task in tasks]
         inputs, target = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-        states = stacked_elman(
-            inputs, None, params["rnn.weight_ih_l0"], params["rnn.weight_hh_l0"], params.get("rnn.bias_ih_l0"),
-            params.get("rnn.bias_hh_l0"), tasks[0].model.rnn.nonlinearity,
-        )
-        last, weight, bias = states[:, -1], params["readout.weight"], params["readout.bias"]
-        # (B, N) x (N, 1) per run: small enough that batched products would take torch's
-        # naive CPU kernel (other rounding than mm), so one F.linear per run, as unbatched
-        prediction = torch.stack([nn.functional.linear(last[k], weight[k], bias[k]) for k in range(len(tasks))])
+        prediction = torch.stack(tasks[0].model.stacked_forward(inputs, params))
         return ((prediction - target) ** 2).mean(dim=(1, 2))
 
     @classmethod

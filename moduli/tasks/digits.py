@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from modula_core.bond import Identity
 
 from ..errors import DataError
-from ..models import LastStateRNN, stacked_elman
+from ..models import LastStateRNN
 from ..models.elman_stack import RegularizerFactory
 from ..models.modular import dense, recurrent
 from .base import Task, generator, recurrent_init
@@ -110,16 +110,9 @@ class DigitsTask(Task):
     def stacked_losses(cls, tasks: list[Task], params: dict[str, Tensor]) -> Tensor:
         pairs = [task.sample() for task in tasks]
         inputs, labels = torch.stack([p[0] for p in pairs]), [p[1] for p in pairs]
-        states = stacked_elman(
-            inputs, None, params["rnn.weight_ih_l0"], params["rnn.weight_hh_l0"], params.get("rnn.bias_ih_l0"),
-            params.get("rnn.bias_hh_l0"), tasks[0].model.rnn.nonlinearity, per_run_projection=True,
-        )
-        last, weight, bias = states[:, -1], params["readout.weight"], params["readout.bias"]
-        # one read-out and one loss per run, as unbatched (the (B, N) x (N, 10) products are small)
-        return torch.stack([
-            nn.functional.cross_entropy(nn.functional.linear(last[k], weight[k], bias[k]), labels[k])
-            for k in range(len(tasks))
-        ])
+        # 8 input features: one input projection per run, as unbatched (last bits)
+        logits = tasks[0].model.stacked_forward(inputs, params, per_run_projection=True)
+        return torch.stack([nn.functional.cross_entropy(out, y) for out, y in zip(logits, labels)])
 
     @classmethod
     def modular_structure(cls, model: LastStateRNN):
