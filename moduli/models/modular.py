@@ -12,11 +12,13 @@ from __future__ import annotations
 from torch import nn
 
 from modula_core import Module
+from modula_core.bond import Identity
 from modula_core.dense import Dense
 
+from .adding import LastStateRNN
 from .base import RecurrentModel
 
-__all__ = ["dense", "recurrent"]
+__all__ = ["dense", "last_state", "recurrent"]
 
 
 def dense(layer: nn.Linear) -> tuple[Module, list[nn.Parameter]]:
@@ -33,3 +35,10 @@ def recurrent(model: RecurrentModel) -> tuple[Module, list[nn.Parameter]]:
         module = stack.cells[layer] @ module
         params = params + stack.layer_parameters(layer)
     return module, params
+
+
+def last_state(model: LastStateRNN) -> tuple[Module, list[nn.Parameter]]:
+    """A read-out of the last state: a weightless, sensitivity-1 step between the rnn and the read-out."""
+    rnn, rnn_params = recurrent(model)
+    readout, out_params = dense(model.readout)
+    return readout @ Identity() @ rnn, rnn_params + out_params

@@ -11,12 +11,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from modula_core.bond import Identity
-
+from ..checks import check_int
 from ..models import AddingRNN
 from ..models.elman_stack import RegularizerFactory
-from ..models.modular import dense, recurrent
-from ..checks import check_int
+from ..models.modular import last_state
 from ._sampling import resolve_device
 from .base import EVAL_SEED_OFFSET, Task, generator, recurrent_init
 
@@ -123,10 +121,7 @@ class AddingTask(Task):
 
     @classmethod
     def modular_structure(cls, model: AddingRNN):
-        # the read-out sees the last state: a weightless, sensitivity-1 step between rnn and read-out
-        rnn, rnn_params = recurrent(model)
-        readout, out_params = dense(model.readout)
-        return readout @ Identity() @ rnn, rnn_params + out_params
+        return last_state(model)
 
     @classmethod
     def forward_flops(cls, cfg: RunConfig) -> tuple[float, int]:

@@ -18,12 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from modula_core.bond import Identity
-
 from ..errors import DataError
 from ..models import LastStateRNN
 from ..models.elman_stack import RegularizerFactory
-from ..models.modular import dense, recurrent
+from ..models.modular import last_state
 from .base import Task, generator, recurrent_init
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,9 +114,7 @@ class DigitsTask(Task):
 
     @classmethod
     def modular_structure(cls, model: LastStateRNN):
-        rnn, rnn_params = recurrent(model)
-        readout, out_params = dense(model.readout)
-        return readout @ Identity() @ rnn, rnn_params + out_params
+        return last_state(model)
 
     # ------------------------------------------------------------------ estimates and tables
     @classmethod
