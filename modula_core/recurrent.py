@@ -58,7 +58,8 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from .abstract import Atom, _check_target
+from .abstract import Atom
+from .checks import check_int, check_target
 from .linalg import newton_schulz, orthogonal, spectral_norm_estimate, DEFAULT_NS, NS_COEFFICIENTS
 from .vector import Vector
 
@@ -81,12 +82,6 @@ def unrolled_gain(steps: int, s: float) -> float:
     if s == 1.0:
         return float(steps)
     return (1.0 - s ** int(steps)) / (1.0 - s)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def _recurrent_start(shape: torch.Size, like: Tensor) -> Tensor:
@@ -115,14 +110,14 @@ class ElmanRNN(Atom):
         fused: bool = True,
         power_steps: int = 2,
     ) -> None:
-        hidden = _positive_int(hidden, "hidden")
-        input = _positive_int(input, "input")
+        hidden = check_int(hidden, "hidden")
+        input = check_int(input, "input")
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
         if not isinstance(bias, bool):
             raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
         if steps is not None:
-            steps = _positive_int(steps, "steps")
+            steps = check_int(steps, "steps")
         if not isinstance(recurrent_sensitivity, numbers.Real) or not (
             recurrent_sensitivity > 0 and math.isfinite(recurrent_sensitivity)
         ):
@@ -131,7 +126,7 @@ class ElmanRNN(Atom):
             raise ValueError(f"mass must be a finite real number >= 0, got {mass!r}")
         if not isinstance(fused, bool):
             raise TypeError(f"fused must be a bool, got {type(fused).__name__}")
-        power_steps = _positive_int(power_steps, "power_steps")
+        power_steps = check_int(power_steps, "power_steps")
         super().__init__(mass=mass, sensitivity=1.0)
         self.hidden: int = hidden  # H, number of hidden units
         self.input: int = input  # I, input features per step
@@ -171,7 +166,7 @@ class ElmanRNN(Atom):
 
     def part_targets(self, target_norm: float) -> list[float]:
         """Tied target of each weight tensor's own norm: ``c_p * target_norm / S_T(s)``."""
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
         g = self.gain()
         return [c * target_norm / g for c in self.shares()]
 

@@ -88,7 +88,7 @@ def _schema_fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
-def _section_class(f: dataclasses.Field) -> type | None:
+def section_class(f: dataclasses.Field) -> type | None:
     """The dataclass of a section field, or None for a leaf field."""
     factory = f.default_factory
     if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
@@ -99,7 +99,7 @@ def _section_class(f: dataclasses.Field) -> type | None:
 def _all_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
     keys = []
     for name, f in _schema_fields(cls).items():
-        sub = _section_class(f)
+        sub = section_class(f)
         keys.extend(_all_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"])
     return keys
 
@@ -111,13 +111,13 @@ def _field_at(full_key: str) -> dataclasses.Field | None:
         if cls is None or part not in _schema_fields(cls):
             return None
         f = _schema_fields(cls)[part]
-        cls = _section_class(f)
+        cls = section_class(f)
     return f
 
 
-def _type_text(annotation: str) -> str:
+def type_text(annotation: str) -> str:
     if annotation.startswith("Optional[") and annotation.endswith("]"):
-        return _type_text(annotation[len("Optional[") : -1]) + " or null"
+        return type_text(annotation[len("Optional[") : -1]) + " or null"
     return _TYPE_TEXT.get(annotation, annotation)
 
 
@@ -140,7 +140,7 @@ def _check_structure(data: Mapping[Any, Any], cls: type, prefix: str, source: st
             raise config_error(f"{prefix}{key!s} is not a valid key (keys must be strings) (in {source})")
         if key not in fields:
             raise config_error(_unknown_key_message(key, list(fields), prefix) + f" (in {source})")
-        sub = _section_class(fields[key])
+        sub = section_class(fields[key])
         full = prefix + key
         if sub is not None:
             if value is None:
@@ -153,7 +153,7 @@ def _check_structure(data: Mapping[Any, Any], cls: type, prefix: str, source: st
             _check_structure(value, sub, full + ".", source)
         else:
             if isinstance(value, Mapping):
-                allowed = _type_text(str(fields[key].type))
+                allowed = type_text(str(fields[key].type))
                 raise config_error(f"{full} is a value, not a section; allowed: {allowed} (in {source})")
             _check_no_resolver(full, value, source)
 
@@ -249,7 +249,7 @@ def _translate(exc: OmegaConfBaseException, source: str) -> ConfigError:
         return config_error(f"{key} is missing{allowed}{where}")
     if isinstance(exc, ValidationError) and f is not None:
         value = getattr(exc, "value", None)
-        allowed = _type_text(str(f.type))
+        allowed = type_text(str(f.type))
         if value is None and "None" in str(exc):
             return config_error(f"{key} = null is not allowed; allowed: {allowed}{where}")
         return config_error(f"{key} = {show_value(value)} has the wrong type; allowed: {allowed}{where}")
@@ -336,7 +336,7 @@ def with_overrides(cfg: RunConfig, overrides: Sequence[str], *, check_hardware: 
         for part in key.split("."):
             value = value[part]
         try:
-            changes[key] = _SCALAR_NODES[str(f.type)](value)._value()
+            changes[key] = _SCALAR_NODES[str(f.type)]().validate_and_convert(value)
         except OmegaConfBaseException:
             return None
     sections: dict[str, dict[str, Any]] = {}

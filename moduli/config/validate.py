@@ -48,7 +48,7 @@ def suggest(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {best!r}?)" if best is not None else ""
 
 
-def _range_text(name: str, meta: dict[str, Any]) -> str:
+def range_text(name: str, meta: dict[str, Any]) -> str:
     """The allowed range as text, e.g. ``0 <= target < 1`` or ``strength >= 0``."""
     lower = ("<=", meta["ge"]) if meta.get("ge") is not None else ("<", meta["gt"]) if meta.get("gt") is not None else None
     upper = ("<=", meta["le"]) if meta.get("le") is not None else ("<", meta["lt"]) if meta.get("lt") is not None else None
@@ -123,7 +123,7 @@ def _check_fields(obj: Any, prefix: str) -> None:
         if any(f.metadata.get(b) is not None for b in ("ge", "gt", "le", "lt")) and value is not None:
             if not _in_range(value, f.metadata):
                 raise config_error(
-                    f"{key} = {show_value(value)} is out of range; allowed: {_range_text(f.name, f.metadata)}"
+                    f"{key} = {show_value(value)} is out of range; allowed: {range_text(f.name, f.metadata)}"
                 )
 
 
