@@ -163,7 +163,7 @@ def reproduce(
     figures: bool = True,
     train_fn: TrainFn | None = None,
 ) -> ReproduceResult:
-    """Reproduce ``table`` (navigation, language, adding) at ``preset`` (smoke, cpu, paper or a YAML path).
+    """Reproduce ``table`` (navigation, language, adding, digits) at ``preset`` (smoke, cpu, paper or a YAML path).
 
     Prints the plan (runs, how many are finished, estimated GPU hours) to stderr before any
     run (always for the paper preset, else unless ``quiet``). ``dry_run`` stops after the plan.
