@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..described import Described
+
 from ..manifolds import sqrt_and_reciprocal
 
 __all__ = ["Inhibitor", "exp_floored"]
@@ -29,7 +31,7 @@ def exp_floored(u: Tensor) -> Tensor:
 
 
 
-class Inhibitor(abc.ABC):
+class Inhibitor(Described, abc.ABC):
     """Maps a distance tensor elementwise to penalty coefficients.
 
     ``f(d)`` has the shape, dtype and device of ``d`` and is differentiable in ``d``.
@@ -79,15 +81,3 @@ class Inhibitor(abc.ABC):
         if not d.is_floating_point():
             raise TypeError(f"distances must have a floating dtype, got {d.dtype}; convert with .float()")
         return self._apply(d)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.to_config().items() if k != "name")
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Inhibitor):
-            return NotImplemented
-        return type(self) is type(other) and self.to_config() == other.to_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, repr(self.to_config())))

@@ -9,10 +9,12 @@ import geoopt
 import torch
 from torch import Tensor
 
+from ..described import Described
+
 __all__ = ["Manifold"]
 
 
-class Manifold(abc.ABC):
+class Manifold(Described, abc.ABC):
     """A metric space with coordinates, random sampling and a geoopt counterpart for learning.
 
     Points are stored as tensors of shape ``(..., coord_dim)``; distances are geodesic
@@ -176,18 +178,3 @@ class Manifold(abc.ABC):
         if device is None and generator is not None:
             return generator.device
         return device
-
-    # ---- identity -----------------------------------------------------------------------
-
-    def __repr__(self) -> str:
-        cfg = self.to_config()
-        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k != "name")
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Manifold):
-            return NotImplemented
-        return type(self) is type(other) and self.to_config() == other.to_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, repr(self.to_config())))
