@@ -29,7 +29,7 @@ def load_embedding_snapshots(run: RunDir | str | Path, layer: int = 0) -> list[t
             f"run {run.path.name} has no learned embedding (regularizer.learn_embedding is false); pass a run "
             "trained with a learned embedding, e.g. configs/regularizer/learned_torus.yaml"
         )
-    directory = run.path / "embeddings"
+    directory = run.embeddings_path
     files = sorted(
         (int(m.group(1)), f) for f in directory.glob("epoch_*.pt") if (m := _SNAPSHOT.fullmatch(f.name))
     ) if directory.is_dir() else []

@@ -271,7 +271,7 @@ class Trainer:
         if regs is None or not any(reg.learn_embedding for reg in regs):
             return
         points = {str(layer): reg.embedding.detach().cpu().clone() for layer, reg in enumerate(regs)}
-        atomic_torch_save(points, self.run_dir.path / "embeddings" / f"epoch_{epoch:04d}.pt")
+        atomic_torch_save(points, self.run_dir.embedding_snapshot_path(epoch))
 
     def sparsity(self) -> float:
         """Fraction of the pruned matrices' entries that are masked."""
