@@ -235,13 +235,13 @@ def inner_navigation(args: argparse.Namespace) -> None:
         torch.manual_seed(0)
         trainer = Trainer(cfg, RunDir(RunDir.path_for(cfg), cfg), quiet=True)
         for _ in range(3):  # warm-up: kernels chosen, memory pools filled
-            first_loss, _ = trainer._train_step()
+            first_loss, _ = trainer.train_step()
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         steps, window = 0, time.perf_counter()
         while time.perf_counter() - window < args.train_seconds:
-            loss, penalty = trainer._train_step()  # returns floats: the step has finished on the device
+            loss, penalty = trainer.train_step()  # returns floats: the step has finished on the device
             steps += 1
         elapsed = time.perf_counter() - window
         result = {

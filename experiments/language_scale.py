@@ -29,7 +29,7 @@ from moduli.config import load_config
 from moduli.reproduce.presets import PROJECT_ROOT, load_preset
 from moduli.run_dir import RunDir
 from moduli.training import DivergenceError, run_config
-from moduli.training.tasks import LanguageTask, language_corpus
+from moduli.tasks import LanguageTask, language_corpus
 from moduli.tasks import unigram_perplexity
 
 OPTIMISERS: dict[str, list[str]] = {

@@ -19,7 +19,7 @@ runs, finished runs are read back). The validation decoding error is logged ever
 - ``curves.csv``: one row per recipe, seed and evaluation (validation error in cm and loss);
 - ``references.csv``: per tuning and seed, the errors of decoding the start position at every
   step, of always answering the box centre and of decoding the true place-cell code, on the
-  same evaluation trajectories (:func:`moduli.training.tasks.navigation_baselines`);
+  same evaluation trajectories (:func:`moduli.tasks.navigation_baselines`);
 - ``summary.md``: the final error of each recipe (mean and sd over seeds) and its seconds per
   100 training steps (evaluations included), best first;
 - ``navigation_scale.png`` / ``.pdf``: error against step, one panel per optimiser setting (rows)
@@ -54,7 +54,7 @@ from moduli.errors import ConfigError
 from moduli.reproduce.presets import PROJECT_ROOT
 from moduli.run_dir import RunDir
 from moduli.sweep import format_override_value, parse_seeds, run_sweep
-from moduli.training.tasks import navigation_baselines
+from moduli.tasks import navigation_baselines
 
 CONFIGS = tuple(
     PROJECT_ROOT / "configs" / name

@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import copy
 import numbers
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor
 
+from .checks import check_target
 from .vector import Vector
-
-
-def _check_target(target_norm: float) -> float:
-    if not isinstance(target_norm, numbers.Real) or not target_norm >= 0:
-        raise ValueError(f"target_norm must be a real number >= 0, got {target_norm!r}")
-    return float(target_norm)
 
 
 class Module:
@@ -222,10 +217,10 @@ class Bond(Module):
         return Vector()
 
     def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
-        _check_target(target_norm)
+        check_target(target_norm)
 
     def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:
-        _check_target(target_norm)
+        check_target(target_norm)
         return Vector()
 
     def regularize(self, w: Vector, strength: float) -> None:
@@ -269,7 +264,7 @@ class CompositeModule(Module):
         return Vector.cat(*(c.initialize(device=device, dtype=dtype, generator=generator) for c in self.children))
 
     def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
         if self.mass == 0:
             with torch.no_grad():
                 w *= 0.0
@@ -280,7 +275,7 @@ class CompositeModule(Module):
         self.children[1].normalize(w1, t1)
 
     def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
         if self.mass == 0:
             return g.zeros_like()
         t0, t1 = self._targets(target_norm)
@@ -347,7 +342,7 @@ class TupleModule(Module):
         return Vector.cat(*(c.initialize(device=device, dtype=dtype, generator=generator) for c in self.children))
 
     def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
         if self.mass == 0:
             with torch.no_grad():
                 w *= 0.0
@@ -356,7 +351,7 @@ class TupleModule(Module):
             c.normalize(wc, target_norm * c.mass / self.mass)
 
     def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
         if self.mass == 0:
             return g.zeros_like()
         return Vector.cat(*(c.dualize(gc, target_norm * c.mass / self.mass) for c, gc in zip(self.children, self._split(g))))
@@ -377,8 +372,3 @@ class TupleModule(Module):
 
     def __repr__(self) -> str:
         return "(" + ", ".join(repr(c) for c in self.children) + ")"
-
-
-def as_module(m: Module | Sequence[Module]) -> Module:
-    """Turn a tuple of modules into a TupleModule; return modules unchanged."""
-    return TupleModule(*m) if isinstance(m, tuple) else m

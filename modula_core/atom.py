@@ -13,39 +13,15 @@ An atom of mass 0 is frozen: its normalized and dualized updates are zero.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .abstract import Atom, _check_target
-from .linalg import DEFAULT_NS, NS_COEFFICIENTS, newton_schulz, orthogonal, power_iteration
+from .abstract import Atom
+from .checks import check_int, check_real, check_target
+from .linalg import DEFAULT_NS, NS_COEFFICIENTS, newton_schulz, orthogonal, spectral_normalize_
 from .vector import Vector
-
-# Seed of the fixed generator that starts power iteration when an atom has no warm start yet, so that
-# processes that see the same updates (data-parallel ranks, a rerun) get the same estimates.
-_POWER_SEED = 1234
-
-
-def _positive_int(value: object, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: {name} must be a positive int, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value}")
-    return int(value)
-
-
-def _nonnegative_int(value: object, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{owner}: {name} must be an int >= 0, got {value!r}")
-    return int(value)
-
-
-def _mass(value: object, owner: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{owner}: mass must be a finite real number >= 0, got {value!r}")
-    return float(value)
 
 
 def _schedule(value: object, owner: str) -> str:
@@ -66,32 +42,6 @@ def _sample_device(generator: torch.Generator | None, device) -> torch.device | 
     return generator.device if generator is not None else device
 
 
-def _start_vector(shape: torch.Size, like: Tensor) -> Tensor:
-    gen = torch.Generator(device="cpu").manual_seed(_POWER_SEED)
-    return F.normalize(torch.randn(shape, generator=gen, dtype=torch.float64), dim=-1).to(device=like.device, dtype=like.dtype)
-
-
-def _spectral_normalize_(w: Tensor, buffers: dict[str, Tensor], steps: int, target_norm: float) -> None:
-    """Scale ``w`` (..., out, in) in place so each matrix's estimated spectral norm is ``target_norm``.
-
-    The left singular vector estimate is kept in ``buffers["u"]`` (shape (..., out)) as a warm start.
-    Zero matrices stay zero.
-    """
-    wf = w if w.dtype in (torch.float32, torch.float64) else w.float()
-    u = buffers.get("u")
-    if u is None or u.shape != wf.shape[:-1]:
-        u = _start_vector(wf.shape[:-1], wf)
-        steps = max(steps, 10)
-    sigma, u_new = power_iteration(wf, u, steps=steps)
-    nonzero = sigma > 0
-    # A zero matrix returns u = 0, which would stall every later call: keep the old start there, and
-    # if nothing was learnt from a cold start, store nothing (the next call starts cold again).
-    if "u" in buffers or bool(nonzero.any()):
-        buffers["u"] = torch.where(nonzero.unsqueeze(-1), u_new, u.to(u_new)).detach()
-    scale = torch.where(nonzero, target_norm / torch.where(nonzero, sigma, torch.ones_like(sigma)), torch.zeros_like(sigma))
-    w.mul_(scale.to(w.dtype).unsqueeze(-1).unsqueeze(-1))
-
-
 class _SpectralAtom(Atom):
     """Shared rules of atoms made of (a stack of) matrices measured in spectral norm (Linear, Conv2D taps).
 
@@ -103,16 +53,16 @@ class _SpectralAtom(Atom):
 
     @torch.no_grad()
     def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
         _check_vector(w, 1, f"{type(self).__name__}.normalize")
         if self.mass == 0 or target_norm == 0:
             w[0].zero_()
             return
-        _spectral_normalize_(w[0], self.buffers, self.power_steps, target_norm)
+        spectral_normalize_(w[0], self.buffers, self.power_steps, target_norm)
 
     @torch.no_grad()
     def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
         _check_vector(g, 1, f"{type(self).__name__}.dualize")
         if self.mass == 0:
             return g.zeros_like()
@@ -140,14 +90,14 @@ class Linear(_SpectralAtom):
     def __init__(
         self, out_features: int, in_features: int, mass: float = 1.0, power_steps: int = 1, schedule: str = DEFAULT_NS
     ) -> None:
-        out_features = _positive_int(out_features, "out_features", "Linear")
-        in_features = _positive_int(in_features, "in_features", "Linear")
-        super().__init__(_mass(mass, "Linear"), 1.0)
+        out_features = check_int(out_features, "Linear: out_features")
+        in_features = check_int(in_features, "Linear: in_features")
+        super().__init__(check_real(mass, "Linear: mass"), 1.0)
         self.length = 1
         self.out_features: int = out_features  # output dimension
         self.in_features: int = in_features  # input dimension
         self.scale: float = math.sqrt(out_features / in_features)  # forward factor sqrt(out/in)
-        self.power_steps: int = _positive_int(power_steps, "power_steps", "Linear")  # power-iteration steps per normalize
+        self.power_steps: int = check_int(power_steps, "Linear: power_steps")  # power-iteration steps per normalize
         self.schedule: str = _schedule(schedule, "Linear")  # Newton–Schulz schedule used by dualize
 
     def forward(self, x: Tensor, w: Vector) -> Tensor:
@@ -175,9 +125,9 @@ class Embed(Atom):
     """
 
     def __init__(self, d_embed: int, vocab_size: int, mass: float = 1.0) -> None:
-        d_embed = _positive_int(d_embed, "d_embed", "Embed")
-        vocab_size = _positive_int(vocab_size, "vocab_size", "Embed")
-        super().__init__(_mass(mass, "Embed"), 1.0)
+        d_embed = check_int(d_embed, "Embed: d_embed")
+        vocab_size = check_int(vocab_size, "Embed: vocab_size")
+        super().__init__(check_real(mass, "Embed: mass"), 1.0)
         self.length = 1
         self.d_embed: int = d_embed  # embedding (output) dimension d
         self.vocab_size: int = vocab_size  # number of tokens (rows of E)
@@ -199,7 +149,7 @@ class Embed(Atom):
 
     @torch.no_grad()
     def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
         _check_vector(w, 1, "Embed.normalize")
         if self.mass == 0:
             w[0].zero_()
@@ -208,7 +158,7 @@ class Embed(Atom):
 
     @torch.no_grad()
     def dualize(self, g: Vector, target_norm: float = 1.0) -> Vector:
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
         _check_vector(g, 1, "Embed.dualize")
         if self.mass == 0:
             return g.zeros_like()
@@ -244,18 +194,18 @@ class Conv2D(_SpectralAtom):
         power_steps: int = 1,
         schedule: str = DEFAULT_NS,
     ) -> None:
-        out_channels = _positive_int(out_channels, "out_channels", "Conv2D")
-        in_channels = _positive_int(in_channels, "in_channels", "Conv2D")
-        kernel_size = _positive_int(kernel_size, "kernel_size", "Conv2D")
-        super().__init__(_mass(mass, "Conv2D"), 1.0)
+        out_channels = check_int(out_channels, "Conv2D: out_channels")
+        in_channels = check_int(in_channels, "Conv2D: in_channels")
+        kernel_size = check_int(kernel_size, "Conv2D: kernel_size")
+        super().__init__(check_real(mass, "Conv2D: mass"), 1.0)
         self.length = 1
         self.out_channels: int = out_channels  # output channels
         self.in_channels: int = in_channels  # input channels
         self.kernel_size: int = kernel_size  # k (square kernels)
-        self.stride: int = _positive_int(stride, "stride", "Conv2D")  # convolution stride
-        self.padding: int = kernel_size // 2 if padding is None else _nonnegative_int(padding, "padding", "Conv2D")  # zero padding
+        self.stride: int = check_int(stride, "Conv2D: stride")  # convolution stride
+        self.padding: int = kernel_size // 2 if padding is None else check_int(padding, "Conv2D: padding", low=0)  # zero padding
         self.scale: float = math.sqrt(out_channels / in_channels) / kernel_size**2  # forward factor
-        self.power_steps: int = _positive_int(power_steps, "power_steps", "Conv2D")  # power-iteration steps per normalize
+        self.power_steps: int = check_int(power_steps, "Conv2D: power_steps")  # power-iteration steps per normalize
         self.schedule: str = _schedule(schedule, "Conv2D")  # Newton–Schulz schedule used by dualize
 
     def forward(self, x: Tensor, w: Vector) -> Tensor:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .abstract import Bond, CompositeModule
+from .checks import check_real
 from .vector import Vector
 
 
@@ -27,12 +28,6 @@ def _check_dim(dim: int | Sequence[int], what: str) -> int | tuple[int, ...]:
             raise TypeError(f"{what}: dim must be a non-empty tuple of ints, got {dim!r}")
         return tuple(int(d) for d in dim)
     return int(dim)
-
-
-def _check_positive_eps(eps: float, what: str) -> float:
-    if not isinstance(eps, numbers.Real) or not eps >= 0:
-        raise ValueError(f"{what}: eps must be a real number >= 0, got {eps!r}")
-    return float(eps)
 
 
 def _as_sequence(x: Any, what: str, length: int | None = None) -> Sequence[Tensor]:
@@ -149,7 +144,7 @@ class RMSDivide(Bond):
     def __init__(self, dim: int | Sequence[int] = -1, eps: float = 1e-12) -> None:
         super().__init__(1.0)
         self.dim: int | tuple[int, ...] = _check_dim(dim, "RMSDivide")  # dimension(s) of the RMS
-        self.eps: float = _check_positive_eps(eps, "RMSDivide")  # keeps a zero input finite
+        self.eps: float = check_real(eps, "RMSDivide: eps")  # keeps a zero input finite
 
     def forward(self, x: Tensor, w: Vector) -> Tensor:
         return x * torch.rsqrt(x.square().mean(dim=self.dim, keepdim=True) + self.eps)

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .abstract import Atom, _check_target
-from .atom import _spectral_normalize_
-from .linalg import DEFAULT_NS, newton_schulz, orthogonal
+from .abstract import Atom
+from .checks import check_int, check_real, check_target
+from .linalg import DEFAULT_NS, newton_schulz, orthogonal, spectral_normalize_
 from .vector import Vector
 
 
@@ -27,11 +27,8 @@ class Dense(Atom):
 
     def __init__(self, out_features: int, in_features: int, bias: bool = False, mass: float = 1.0, power_steps: int = 2) -> None:
         for name, value in (("out_features", out_features), ("in_features", in_features), ("power_steps", power_steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Dense: {name} must be a positive int, got {value!r}")
-        if not mass >= 0:
-            raise ValueError(f"Dense: mass must be >= 0, got {mass!r}")
-        super().__init__(mass, 1.0)
+            check_int(value, f"Dense: {name}")
+        super().__init__(check_real(mass, "Dense: mass"), 1.0)
         self.out_features: int = out_features  # output dimension
         self.in_features: int = in_features  # input dimension
         self.bias: bool = bool(bias)  # whether a bias vector follows the matrix
@@ -54,16 +51,22 @@ class Dense(Atom):
 
     @torch.no_grad()
     def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
+        if self.mass == 0:  # frozen, as every atom of mass 0
+            for t in w:
+                t.zero_()
+            return
         shares = self._shares()
-        _spectral_normalize_(w[0], self.buffers, self.power_steps, shares[0] * target_norm * self.weight_scale)
+        spectral_normalize_(w[0], self.buffers, self.power_steps, shares[0] * target_norm * self.weight_scale)
         if self.bias:
             rms = w[1].norm() / math.sqrt(self.out_features)
             w[1].mul_(shares[1] * target_norm / rms if rms > 0 else 0.0)
 
     @torch.no_grad()
     def dualize(self, g: Vector, target_norm: float = 1.0, schedule: str = DEFAULT_NS) -> Vector:
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
+        if self.mass == 0:  # frozen, as every atom of mass 0
+            return g.zeros_like()
         shares = self._shares()
         out = [shares[0] * target_norm * self.weight_scale * newton_schulz(g[0], schedule=schedule)]
         if self.bias:

@@ -1,10 +1,13 @@
-"""Matrix helpers shared by the atoms: orthogonal init, power iteration, Newton–Schulz orthogonalisation.
+"""Matrix helpers shared by the atoms: orthogonal init, power iteration and the one spectral
+normaliser, Newton–Schulz orthogonalisation.
 
 All functions act on the last two dimensions, so a stack of matrices (e.g. the taps of a
 convolution, or K independent runs) is handled in one batched call.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -75,6 +78,53 @@ def power_iteration(w: Tensor, u: Tensor | None = None, steps: int = 1, eps: flo
         u = torch.nn.functional.normalize((w @ v.unsqueeze(-1)).squeeze(-1), dim=-1, eps=eps)
     sigma = (u.unsqueeze(-2) @ w @ v.unsqueeze(-1)).squeeze(-1).squeeze(-1).abs()
     return sigma, u
+
+
+# Seed of the fixed generator that starts power iteration when an atom has no warm start yet, so that
+# processes that see the same updates (data-parallel ranks, a rerun) get the same estimates.
+POWER_SEED = 1234
+
+
+def start_vector(shape: torch.Size, like: Tensor) -> Tensor:
+    """A fixed unit start vector (..., out) for power iteration (seed :data:`POWER_SEED`), like ``like``."""
+    gen = torch.Generator(device="cpu").manual_seed(POWER_SEED)
+    return torch.nn.functional.normalize(torch.randn(shape, generator=gen, dtype=torch.float64), dim=-1).to(
+        device=like.device, dtype=like.dtype
+    )
+
+
+def spectral_norm_estimate(
+    w: Tensor,
+    buffers: dict[str, Tensor],
+    steps: int,
+    key: str = "u",
+    start: Callable[[torch.Size, Tensor], Tensor] = start_vector,
+) -> Tensor:
+    """Estimated spectral norms (...) of ``w`` (..., out, in) by warm-started power iteration.
+
+    The left singular vector estimate is kept in ``buffers[key]`` (..., out); a cold start takes
+    ``start(shape, w)`` and at least 10 steps. A zero matrix gives 0 and keeps the old start (its
+    u = 0 would stall every later call); if a cold start learnt nothing, nothing is stored.
+    """
+    wf = w if w.dtype in (torch.float32, torch.float64) else w.float()
+    u = buffers.get(key)
+    if u is None or u.shape != wf.shape[:-1]:
+        u = start(wf.shape[:-1], wf)
+        steps = max(steps, 10)
+    sigma, u_new = power_iteration(wf, u, steps=steps)
+    nonzero = sigma > 0
+    if key in buffers or bool(nonzero.any()):
+        buffers[key] = torch.where(nonzero.unsqueeze(-1), u_new, u.to(u_new)).detach()
+    return sigma
+
+
+def spectral_normalize_(w: Tensor, buffers: dict[str, Tensor], steps: int, target_norm: float) -> None:
+    """Scale ``w`` (..., out, in) in place so each matrix's estimated spectral norm is ``target_norm``
+    (:func:`spectral_norm_estimate`, warm start in ``buffers["u"]``). Zero matrices stay zero."""
+    sigma = spectral_norm_estimate(w, buffers, steps)
+    nonzero = sigma > 0
+    scale = torch.where(nonzero, target_norm / torch.where(nonzero, sigma, torch.ones_like(sigma)), torch.zeros_like(sigma))
+    w.mul_(scale.to(w.dtype).unsqueeze(-1).unsqueeze(-1))
 
 
 def newton_schulz(g: Tensor, schedule: str = DEFAULT_NS, eps: float = 1e-7) -> Tensor:

@@ -58,8 +58,9 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from .abstract import Atom, _check_target
-from .linalg import newton_schulz, orthogonal, power_iteration, DEFAULT_NS, NS_COEFFICIENTS
+from .abstract import Atom
+from .checks import check_int, check_target
+from .linalg import newton_schulz, orthogonal, spectral_norm_estimate, DEFAULT_NS, NS_COEFFICIENTS
 from .vector import Vector
 
 NONLINEARITIES = ("relu", "tanh", "identity")
@@ -83,10 +84,11 @@ def unrolled_gain(steps: int, s: float) -> float:
     return (1.0 - s ** int(steps)) / (1.0 - s)
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+def _recurrent_start(shape: torch.Size, like: Tensor) -> Tensor:
+    # the tied atom's own fixed start (seed 0, on the weights' device): earlier runs' estimates
+    # start here, so modular-optimiser results stay as they were
+    gen = torch.Generator(device=like.device).manual_seed(0)
+    return torch.randn(shape, generator=gen, device=like.device, dtype=like.dtype)
 
 
 class ElmanRNN(Atom):
@@ -108,14 +110,14 @@ class ElmanRNN(Atom):
         fused: bool = True,
         power_steps: int = 2,
     ) -> None:
-        hidden = _positive_int(hidden, "hidden")
-        input = _positive_int(input, "input")
+        hidden = check_int(hidden, "hidden")
+        input = check_int(input, "input")
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
         if not isinstance(bias, bool):
             raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
         if steps is not None:
-            steps = _positive_int(steps, "steps")
+            steps = check_int(steps, "steps")
         if not isinstance(recurrent_sensitivity, numbers.Real) or not (
             recurrent_sensitivity > 0 and math.isfinite(recurrent_sensitivity)
         ):
@@ -124,7 +126,7 @@ class ElmanRNN(Atom):
             raise ValueError(f"mass must be a finite real number >= 0, got {mass!r}")
         if not isinstance(fused, bool):
             raise TypeError(f"fused must be a bool, got {type(fused).__name__}")
-        power_steps = _positive_int(power_steps, "power_steps")
+        power_steps = check_int(power_steps, "power_steps")
         super().__init__(mass=mass, sensitivity=1.0)
         self.hidden: int = hidden  # H, number of hidden units
         self.input: int = input  # I, input features per step
@@ -164,7 +166,7 @@ class ElmanRNN(Atom):
 
     def part_targets(self, target_norm: float) -> list[float]:
         """Tied target of each weight tensor's own norm: ``c_p * target_norm / S_T(s)``."""
-        target_norm = _check_target(target_norm)
+        target_norm = check_target(target_norm)
         g = self.gain()
         return [c * target_norm / g for c in self.shares()]
 
@@ -293,17 +295,7 @@ class ElmanRNN(Atom):
         return max(g * n / c for n, c in zip(self.part_norms(w), self.shares()))
 
     def _sigma(self, t: Tensor, key: str) -> Tensor:
-        # warm-started power iteration; the first call starts from a fixed-seed vector so that it
-        # does not consume the global random stream
-        u = self.buffers.get(key)
-        steps = self.power_steps
-        if u is None or tuple(u.shape) != (t.shape[0],):
-            gen = torch.Generator(device=t.device).manual_seed(0)
-            u = torch.randn(t.shape[0], generator=gen, device=t.device, dtype=t.dtype)
-            steps = max(steps, 10)
-        sigma, u = power_iteration(t, u, steps=steps)
-        self.buffers[key] = u
-        return sigma
+        return spectral_norm_estimate(t, self.buffers, self.power_steps, key, start=_recurrent_start)
 
     def normalize(self, w: Vector, target_norm: float = 1.0) -> None:
         """In place: every tensor of the update ``w`` gets its tied target (spectral normalisation)."""

@@ -6,24 +6,14 @@ weights makes connectivity local there; pruning then keeps the local connections
 
 from __future__ import annotations
 
-from typing import Any
-
-import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Public names and the submodule defining each. They load on first use, so that the command line
-# starts without importing torch (`moduli --help` needs none of them).
-_LAZY: dict[str, str] = {
-    **dict.fromkeys(
-        ("Constant", "Diffusion", "DoG", "Gaussian", "Identity", "Inhibitor", "Ripple", "get_inhibitor"), "inhibitors"
-    ),
-    **dict.fromkeys(
-        ("Circle", "Euclidean", "KleinBottle", "Manifold", "Product", "Sphere", "Torus", "get_manifold"), "manifolds"
-    ),
-    "ModuliRegularizer": "regularizer",
-}
+# The public names below load on first use, so that the command line starts without importing
+# torch (`moduli --help` needs none of them).
+_INHIBITORS = ("Constant", "Diffusion", "DoG", "Gaussian", "Identity", "Inhibitor", "Ripple", "get_inhibitor")
+_MANIFOLDS = ("Circle", "Euclidean", "KleinBottle", "Manifold", "Product", "Sphere", "Torus", "get_manifold")
 
 if TYPE_CHECKING:
     from .inhibitors import DoG, Constant, Diffusion, Gaussian, Identity, Inhibitor, Ripple, get_inhibitor
@@ -32,15 +22,21 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'moduli' has no attribute {name!r}")
+    if name in _INHIBITORS:
+        from . import inhibitors as module
+    elif name in _MANIFOLDS:
+        from . import manifolds as module
+    elif name == "ModuliRegularizer":
+        from . import regularizer as module
+    else:
+        raise AttributeError(f"module 'moduli' has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_INHIBITORS) | set(_MANIFOLDS) | {"ModuliRegularizer"})
 
 
 def train(config: Any, overrides: list[str] | tuple[str, ...] = (), quiet: bool = True) -> dict[str, Any]:

@@ -11,10 +11,9 @@ anything is written.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from . import errors
 from .atomic import atomic_write_text, to_json_value
@@ -72,49 +71,29 @@ def _need_configs(paths: list[str], command: str) -> None:
         )
 
 
-def _training_function(name: str) -> Callable[..., Any]:
-    try:
-        training = importlib.import_module("moduli.training")
-    except ModuleNotFoundError as exc:
-        if exc.name == "moduli.training":
-            raise errors.DependencyError(
-                "the training module moduli.training is not available in this installation; "
-                "reinstall the package (pip install -e .)"
-            ) from exc
-        raise
-    fn = getattr(training, name, None)
-    if not callable(fn):
-        raise errors.DependencyError(f"moduli.training does not define {name}; reinstall the package")
-    return fn
-
-
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=to_json_value))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .run_dir import RunDir
-    from .sweep import resolve_train_fn, train_or_reuse
+    from .planner import plan_runs
+    from .sweep import train_or_reuse
 
     paths, overrides = split_items(args.items)
     _need_configs(paths, "train")
-    cfg = load_config(paths, overrides + _out_dir_override(args.out_dir))
-    train_fn = resolve_train_fn()
-    run_path = RunDir.path_for(cfg)
+    (run,) = plan_runs(paths, [overrides + _out_dir_override(args.out_dir)])
     if not args.quiet:
-        finished = (run_path / "summary.json").is_file()
-        print(f"run directory: {run_path}" + (" (already finished)" if finished else ""), file=sys.stderr)
-    _print_json(train_or_reuse(cfg, args.quiet, train_fn))
+        finished = run.summary is not None
+        print(f"run directory: {run.run_dir}" + (" (already finished)" if finished else ""), file=sys.stderr)
+    _print_json(train_or_reuse(run.config, args.quiet))
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .run_dir import RunDir
+    from .training import evaluate_run
 
-    run = RunDir.open(args.run_dir)
-    evaluate_run = _training_function("evaluate_run")
-    _print_json(evaluate_run(run))
+    _print_json(evaluate_run(RunDir.open(args.run_dir)))
     return 0
 
 
@@ -256,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EXAMPLES_REPRODUCE,
         formatter_class=formatter,
     )
-    repro.add_argument("table", metavar="TABLE", help="navigation, language or adding")
+    repro.add_argument("table", metavar="TABLE", help="navigation, language, adding or digits")
     repro.add_argument("--preset", required=True, metavar="PRESET", help="smoke, cpu, paper, or a preset .yaml file")
     repro.add_argument("--jobs", type=int, default=None, metavar="N", help="parallel local processes (default: the preset's)")
     repro.add_argument("--out", metavar="DIR", help="output directory (default experiments/results/TABLE/PRESET)")
@@ -284,10 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    tasks_errors = sys.modules.get("moduli.tasks.errors")
-    if tasks_errors is not None and isinstance(getattr(tasks_errors, "DataError", None), type):
-        errors.register_user_error(tasks_errors.DataError)
-    return isinstance(exc, (errors.ModuliError, FileNotFoundError) + errors.USER_ERRORS)
+    return isinstance(exc, (errors.ModuliError, FileNotFoundError))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,8 +4,8 @@ A *user error* is a mistake the user can fix (a bad config value, a missing data
 corrupt checkpoint, a read-only output directory). The command line prints such errors as one
 line and exits with status 2 instead of showing a traceback. A *run failure*
 (:class:`RunFailedError`, e.g. a diverging loss) is a valid run that failed while it ran: one
-line as well, exit status 1. ``USER_ERRORS`` lists the classes
-treated that way; other packages may extend it with :func:`register_user_error`.
+line as well, exit status 1. Every such error is a :class:`ModuliError`; the task data loaders
+raise :class:`DataError`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ __all__ = [
     "StorageError",
     "DependencyError",
     "RunFailedError",
-    "USER_ERRORS",
-    "register_user_error",
 ]
 
 
@@ -54,16 +52,3 @@ class DependencyError(ModuliError, ImportError):
 
 class RunFailedError(ModuliError):
     """A valid run failed while it ran (e.g. its loss diverged); the command line exits with 1."""
-
-
-# Exception classes the command line reports as one-line user errors (exit status 2).
-USER_ERRORS: tuple[type[BaseException], ...] = (ModuliError,)
-
-
-def register_user_error(cls: type[BaseException]) -> None:
-    """Add ``cls`` to :data:`USER_ERRORS` (idempotent), e.g. a package's own ``DataError``."""
-    global USER_ERRORS
-    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
-        raise TypeError(f"register_user_error needs an exception class, got {cls!r}")
-    if cls not in USER_ERRORS:
-        USER_ERRORS = USER_ERRORS + (cls,)

@@ -9,6 +9,7 @@ Layout of ``<out_dir>/<task>-<config_hash>/``:
 - ``status.json``       ``{"status": "running" | "finished" | "failed", ...}``
 - ``summary.json``      final results, written last: its presence means the run is finished
 - ``tensorboard/``      with ``train.tensorboard: true``, the metrics records as TensorBoard scalars
+- ``embeddings/``       learned neuron positions at the end of every epoch, ``epoch_XXXX.pt``
 
 ``step`` (in metrics records and in checkpoint states) counts the optimizer steps completed so
 far. On resume, metrics records with a step beyond the checkpoint's are dropped, so the resumed
@@ -125,6 +126,18 @@ class RunDir:
         return Path(cfg.out_dir) / f"{cfg.task}-{config_hash(cfg)}"
 
     @classmethod
+    def finished_summary(cls, cfg: RunConfig) -> dict[str, Any] | None:
+        """The summary of ``cfg``'s run if it has finished, else None (nothing is created)."""
+        return cls(cls.path_for(cfg), cfg).summary()
+
+    @classmethod
+    def record_failure(cls, cfg: RunConfig, error: BaseException) -> None:
+        """Mark ``cfg``'s run failed, if its directory exists and the run has not finished."""
+        run = cls(cls.path_for(cfg), cfg)
+        if run.path.is_dir() and not run.is_finished:
+            run.mark_failed(error)
+
+    @classmethod
     def create(cls, cfg: RunConfig, *, check_hardware: bool = True) -> RunDir:
         """Create (or reopen, to resume) the run directory of ``cfg``.
 
@@ -206,6 +219,15 @@ class RunDir:
     def tensorboard_path(self) -> Path:
         """``tensorboard/``: TensorBoard event files (with ``train.tensorboard: true``)."""
         return self.path / "tensorboard"
+
+    @property
+    def embeddings_path(self) -> Path:
+        """``embeddings/``: learned neuron positions, one ``epoch_XXXX.pt`` per epoch."""
+        return self.path / "embeddings"
+
+    def embedding_snapshot_path(self, epoch: int) -> Path:
+        """``embeddings/epoch_XXXX.pt``: the learned positions at the end of ``epoch``."""
+        return self.embeddings_path / f"epoch_{epoch:04d}.pt"
 
     @property
     def summary_path(self) -> Path:

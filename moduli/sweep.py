@@ -1,22 +1,21 @@
 """Grid sweeps over configs: expand a grid, validate every cell, run what is not finished.
 
-Each cell of the grid is a complete config (the YAML files plus the cell's overrides). All
-cells are loaded and validated before any run starts. A run whose ``summary.json`` exists is
-never recomputed; an unfinished one is started again and its train function resumes it from the
-run directory's checkpoint. Runs execute in this process (``jobs=1``), in a pool of spawned
+Each cell of the grid is a complete config (the YAML files plus the cell's overrides), planned by
+:func:`moduli.planner.plan_runs`: all cells are loaded and validated before any run starts. A
+finished run (:meth:`RunDir.finished_summary`) is never recomputed; an unfinished one is started
+again and resumes from its run directory's checkpoint. Runs execute in this process (``jobs=1``;
+runs that differ only in their seed train together as one batched model), in a pool of spawned
 processes (``jobs > 1``), or as SLURM jobs through ``submitit`` (``executor="slurm"``; optional
 dependency ``pip install 'moduli[cluster]'``).
 
 A train function has the signature ``train_fn(cfg: RunConfig, quiet: bool) -> dict`` (the
 summary); it owns the run directory (``RunDir.create(cfg)``) and writes ``summary.json`` last.
+The default is the project's trainer, :func:`moduli.training.run_config`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import importlib
-import itertools
-import json
 import multiprocessing
 import os
 import pickle
@@ -25,8 +24,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .config import RunConfig, config_hash, load_config
+from .config import RunConfig, config_hash
 from .errors import ConfigError, DependencyError
+from .planner import expand_grid, format_override_value, plan_runs
 from .run_dir import RunDir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,33 +35,19 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "TrainFn",
     "EXECUTORS",
+    "check_executor",
     "expand_grid",
     "format_override_value",
     "parse_grid_arg",
     "parse_seeds",
-    "resolve_train_fn",
     "train_or_reuse",
+    "train_planned",
     "run_sweep",
 ]
 
 TrainFn = Callable[[RunConfig, bool], dict]
 EXECUTORS: tuple[str, ...] = ("local", "slurm")
-SEED_KEY = "train.seed"  # the override a sweep's seeds set
-
-
-def format_override_value(value: Any) -> str:
-    """``value`` written as the right-hand side of a ``key=value`` override."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return json.dumps(list(value))
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"grid values must be numbers, strings, booleans, None or lists, got {type(value).__name__}")
+Result = tuple[str, dict, "str | None"]  # (finished or failed, summary, one-line error)
 
 
 def _limit_threads(threads: int) -> None:
@@ -69,37 +55,6 @@ def _limit_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-
-
-def expand_grid(
-    base_overrides: Sequence[str], grid: Mapping[str, Sequence[Any]], seeds: Sequence[int]
-) -> list[list[str]]:
-    """One override list per cell: ``base_overrides`` + one value per grid key + ``train.seed``.
-
-    Cells run over the cartesian product of the grid values (in key order, the last key
-    fastest) and, innermost, over ``seeds``. Example: ``expand_grid([], {"a.b": [1, 2]}, [0, 1])``
-    gives ``[["a.b=1", "train.seed=0"], ["a.b=1", "train.seed=1"], ["a.b=2", ...], ...]``.
-    """
-    if isinstance(base_overrides, str):
-        raise TypeError("base_overrides must be a list of 'key=value' strings, not one string")
-    if not isinstance(grid, Mapping):
-        raise TypeError(f"grid must be a mapping key -> list of values, got {type(grid).__name__}")
-    for key, values in grid.items():
-        if not isinstance(key, str) or not key or "=" in key:
-            raise ConfigError(f"config error: grid key {key!r} must be a dotted config key such as pruning.target")
-        if key == SEED_KEY:
-            raise ConfigError(f"config error: grid key {SEED_KEY} conflicts with the seeds; pass the seeds as seeds")
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-            raise ConfigError(f"config error: grid values of {key} must be a non-empty list, got {values!r}")
-    seeds = list(seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ConfigError(f"config error: seeds must be a non-empty list of integers, got {seeds!r}")
-    keys = list(grid)
-    cells = []
-    for combo in itertools.product(*(grid[k] for k in keys)):
-        cell = list(base_overrides) + [f"{k}={format_override_value(v)}" for k, v in zip(keys, combo)]
-        cells.extend(cell + [f"{SEED_KEY}={s}"] for s in seeds)
-    return cells
 
 
 def parse_grid_arg(text: str) -> tuple[str, list[str]]:
@@ -130,48 +85,25 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _train_with_run_training(cfg: RunConfig, quiet: bool) -> dict:
-    """Adapter for a training module exposing ``run_training(config, run_dir, quiet)``."""
-    training = importlib.import_module("moduli.training")
-    return training.run_training(cfg, RunDir.create(cfg), quiet)
+def check_executor(jobs: Any, executor: Any) -> None:
+    """Raise ConfigError for a ``jobs`` that is not an integer >= 1 or an unknown ``executor``."""
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"config error: jobs = {jobs!r} is out of range; allowed: an integer >= 1")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"config error: executor = {executor!r} is not an allowed choice; allowed: {', '.join(EXECUTORS)}")
 
 
-def resolve_train_fn() -> TrainFn:
-    """The project's train function: ``moduli.training.run_config(cfg, quiet)``.
-
-    Falls back to wrapping ``moduli.training.run_training(config, run_dir, quiet)``.
-    """
-    try:
-        training = importlib.import_module("moduli.training")
-    except ModuleNotFoundError as exc:
-        if exc.name == "moduli.training":
-            raise DependencyError(
-                "the training module moduli.training is not available in this installation; "
-                "reinstall the package (pip install -e .)"
-            ) from exc
-        raise
-    if callable(getattr(training, "run_config", None)):
-        return training.run_config
-    if callable(getattr(training, "run_training", None)):
-        return _train_with_run_training
-    raise DependencyError("moduli.training defines neither run_config nor run_training; reinstall the package")
-
-
-def train_or_reuse(cfg: RunConfig, quiet: bool, train_fn: TrainFn) -> dict:
-    """The summary of ``cfg``'s run: read from ``summary.json`` if finished, else trained."""
-    summary_path = RunDir.path_for(cfg) / "summary.json"
-    if summary_path.is_file():
-        return json.loads(summary_path.read_text(encoding="utf-8"))
+def train_or_reuse(cfg: RunConfig, quiet: bool, train_fn: TrainFn | None = None) -> dict:
+    """The summary of ``cfg``'s run: read back if finished, else trained (default: the project's trainer)."""
+    summary = RunDir.finished_summary(cfg)
+    if summary is not None:
+        return summary
+    if train_fn is None:
+        from .training import run_config as train_fn
     summary = train_fn(cfg, quiet)
     if not isinstance(summary, dict):
         raise TypeError(f"the train function must return the summary dict, got {type(summary).__name__}")
     return summary
-
-
-def _mark_failed(cfg: RunConfig, error: BaseException) -> None:
-    path = RunDir.path_for(cfg)
-    if path.is_dir() and not (path / "summary.json").exists():
-        RunDir(path, cfg).mark_failed(error)
 
 
 def _one_line(error: BaseException) -> str:
@@ -195,65 +127,42 @@ def _slurm_executor(folder: Path, options: Mapping[str, Any] | None) -> Any:
     return executor
 
 
-def run_sweep(
-    config_paths: Sequence[str | Path],
-    grid: Mapping[str, Sequence[Any]],
-    seeds: Sequence[int],
+def train_planned(
+    configs: Sequence[RunConfig],
     jobs: int = 1,
     executor: str = "local",
     train_fn: TrainFn | None = None,
     slurm_options: Mapping[str, Any] | None = None,
     *,
-    base_overrides: Sequence[str] = (),
     quiet: bool = True,
     batch_seeds: bool = True,
-) -> pandas.DataFrame:
-    """Run every cell of ``grid`` x ``seeds`` on top of ``config_paths``; one row per cell.
+) -> dict[str, Result]:
+    """Train every unfinished run of ``configs`` (each distinct config once); config hash -> result.
 
-    Columns: the grid keys and ``train.seed`` (override strings), ``run_dir``, ``config_hash``,
-    ``status`` (finished/failed), ``error`` (one line or None), then the summary's keys.
-    A failed cell does not stop the others. ``train_fn`` defaults to :func:`resolve_train_fn`;
-    with ``jobs > 1`` or ``executor="slurm"`` it must be a picklable module-level function.
-    With ``batch_seeds`` (and the default train function, ``jobs=1``, local executor), unfinished
-    cells that differ only in their seed are trained together as one batched model
-    (:func:`moduli.training.batched.train_batched`; unsupported configs train one by one).
+    A failed run does not stop the others (it is marked failed in its directory). ``train_fn``
+    None: the project's trainer, and with ``batch_seeds`` (``jobs=1``, local) runs that differ
+    only in their seed train together as one batched model (:func:`moduli.training.train_batched`;
+    unsupported configs train one by one). With ``jobs > 1`` or ``executor="slurm"`` a
+    ``train_fn`` must be a picklable module-level function.
     """
-    import pandas as pd
-
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ConfigError(f"config error: jobs = {jobs!r} is out of range; allowed: an integer >= 1")
-    if executor not in EXECUTORS:
-        raise ConfigError(f"config error: executor = {executor!r} is not an allowed choice; allowed: {', '.join(EXECUTORS)}")
-    cells = expand_grid(list(base_overrides), grid, seeds)
-    configs = []
-    for cell in cells:  # validate every cell before anything runs
-        try:
-            configs.append(load_config(config_paths, cell, check_hardware=executor == "local"))
-        except ConfigError as exc:
-            raise ConfigError(f"{exc} [sweep cell: {' '.join(cell)}]") from exc
-    if train_fn is None:
-        train_fn = resolve_train_fn()
-    # Seeds are batched only for the project's own trainer (its batched twin reproduces it exactly).
-    default_train_fn = getattr(train_fn, "__module__", None) == "moduli.training.loop"
-    if jobs > 1 or executor == "slurm":
+    check_executor(jobs, executor)
+    if train_fn is not None and (jobs > 1 or executor == "slurm"):
         try:
             pickle.dumps(train_fn)
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
             raise TypeError(
                 "train_fn must be a module-level function to run in other processes (jobs > 1 or slurm)"
             ) from exc
-
-    hashes = [config_hash(c) for c in configs]
     unique: dict[str, RunConfig] = {}
-    for h, c in zip(hashes, configs):
-        unique.setdefault(h, c)
-    results: dict[str, tuple[str, dict, str | None]] = {}  # hash -> (status, summary, error)
+    for cfg in configs:
+        unique.setdefault(config_hash(cfg), cfg)
+    results: dict[str, Result] = {}
 
     def record(h: str, summary: dict | None, error: BaseException | None) -> None:
         if error is None:
             results[h] = ("finished", summary or {}, None)
         else:
-            _mark_failed(unique[h], error)
+            RunDir.record_failure(unique[h], error)
             results[h] = ("failed", {}, _one_line(error))
         if not quiet:
             status = results[h][0] + (f" ({results[h][2]})" if error is not None else "")
@@ -261,9 +170,9 @@ def run_sweep(
 
     pending = {}
     for h, c in unique.items():
-        summary_path = RunDir.path_for(c) / "summary.json"
-        if summary_path.is_file():
-            record(h, json.loads(summary_path.read_text(encoding="utf-8")), None)
+        summary = RunDir.finished_summary(c)
+        if summary is not None:
+            record(h, summary, None)
         else:
             pending[h] = c
 
@@ -293,15 +202,18 @@ def run_sweep(
                 except Exception as exc:
                     record(futures[future], None, exc)
     else:
-        groups = [[h] for h in pending]
-        if batch_seeds and default_train_fn and len(pending) > 1:
-            batched = importlib.import_module("moduli.training.batched")
-            keys = list(pending)
-            groups = [[keys[i] for i in g] for g in batched.seed_groups([pending[h] for h in keys])]
+        keys = list(pending)
+        groups = [[h] for h in keys]
+        if batch_seeds and train_fn is None and len(pending) > 1:
+            from .training import seed_groups
+
+            groups = [[keys[i] for i in g] for g in seed_groups([pending[h] for h in keys])]
         for group in groups:
             if len(group) > 1:
+                from .training.batched import train_batched
+
                 try:
-                    outcomes = batched.train_batched([pending[h] for h in group], quiet)
+                    outcomes = train_batched([pending[h] for h in group], quiet)
                 except Exception as exc:
                     outcomes = [exc] * len(group)
                 for h, out in zip(group, outcomes):
@@ -315,11 +227,44 @@ def run_sweep(
                 record(h, train_or_reuse(c, quiet, train_fn), None)
             except Exception as exc:
                 record(h, None, exc)
+    return results
 
+
+def run_sweep(
+    config_paths: Sequence[str | Path],
+    grid: Mapping[str, Sequence[Any]],
+    seeds: Sequence[int],
+    jobs: int = 1,
+    executor: str = "local",
+    train_fn: TrainFn | None = None,
+    slurm_options: Mapping[str, Any] | None = None,
+    *,
+    base_overrides: Sequence[str] = (),
+    quiet: bool = True,
+    batch_seeds: bool = True,
+) -> pandas.DataFrame:
+    """Run every cell of ``grid`` x ``seeds`` on top of ``config_paths``; one row per cell.
+
+    Columns: the grid keys and ``train.seed`` (override strings), ``run_dir``, ``config_hash``,
+    ``status`` (finished/failed), ``error`` (one line or None), then the summary's keys.
+    A failed cell does not stop the others. ``train_fn`` defaults to the project's trainer
+    (see :func:`train_planned`, which also says how seeds are batched).
+    """
+    import pandas as pd
+
+    check_executor(jobs, executor)
+    cells = expand_grid(list(base_overrides), grid, seeds)
+    runs = plan_runs(
+        config_paths, cells, check_hardware=executor == "local", describe=lambda i: f"sweep cell: {' '.join(cells[i])}"
+    )
+    results = train_planned(
+        [run.config for run in runs], jobs, executor, train_fn, slurm_options, quiet=quiet, batch_seeds=batch_seeds
+    )
     rows = []
-    for cell, cfg, h in zip(cells, configs, hashes):
+    for cell, run in zip(cells, runs):
+        h = config_hash(run.config)
         status, summary, error = results[h]
         varied = dict(item.split("=", 1) for item in cell[len(base_overrides) :])
-        meta = {"run_dir": str(RunDir.path_for(cfg)), "config_hash": h, "status": status, "error": error}
+        meta = {"run_dir": str(run.run_dir), "config_hash": h, "status": status, "error": error}
         rows.append({**varied, **meta, **{k: v for k, v in summary.items() if k not in meta and k not in varied}})
     return pd.DataFrame.from_records(rows)

@@ -145,7 +145,7 @@ def test_reference_lists_every_key_once_with_type_default_range_and_meaning():
     assert row("pruning.target") == (
         "| `pruning.target` | a number | `0.9` | 0 &lt;= target &lt; 1 | final fraction of pruned weights (ignored for none) |"
     )
-    assert row("task").startswith("| `task` | a string | `required` | navigation, adding, language |")
+    assert row("task").startswith("| `task` | a string | `required` | navigation, adding, language, digits |")
     assert "| `optim.betas` | a list of numbers | `[0.9, 0.999]` |" in row("optim.betas")
     assert row("model.nonlinearity").startswith("| `model.nonlinearity` | a string | `relu` | relu, tanh |")
     assert "(not part of the run hash)" in row("train.tensorboard")

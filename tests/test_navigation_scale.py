@@ -14,7 +14,7 @@ import torch
 
 from moduli.config import load_config
 from moduli.run_dir import RunDir
-from moduli.training.tasks import navigation_baselines
+from moduli.tasks import navigation_baselines
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "navigation_scale.py"

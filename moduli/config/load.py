@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import BooleanNode, FloatNode, IntegerNode, OmegaConf, StringNode
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
 from ..errors import ConfigError
@@ -33,6 +33,7 @@ from .validate import closest, config_error, show_value, suggest, validate_confi
 
 __all__ = [
     "load_config",
+    "with_overrides",
     "config_from_dict",
     "config_to_dict",
     "config_to_yaml",
@@ -87,7 +88,7 @@ def _schema_fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
-def _section_class(f: dataclasses.Field) -> type | None:
+def section_class(f: dataclasses.Field) -> type | None:
     """The dataclass of a section field, or None for a leaf field."""
     factory = f.default_factory
     if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
@@ -98,7 +99,7 @@ def _section_class(f: dataclasses.Field) -> type | None:
 def _all_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
     keys = []
     for name, f in _schema_fields(cls).items():
-        sub = _section_class(f)
+        sub = section_class(f)
         keys.extend(_all_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"])
     return keys
 
@@ -110,13 +111,13 @@ def _field_at(full_key: str) -> dataclasses.Field | None:
         if cls is None or part not in _schema_fields(cls):
             return None
         f = _schema_fields(cls)[part]
-        cls = _section_class(f)
+        cls = section_class(f)
     return f
 
 
-def _type_text(annotation: str) -> str:
+def type_text(annotation: str) -> str:
     if annotation.startswith("Optional[") and annotation.endswith("]"):
-        return _type_text(annotation[len("Optional[") : -1]) + " or null"
+        return type_text(annotation[len("Optional[") : -1]) + " or null"
     return _TYPE_TEXT.get(annotation, annotation)
 
 
@@ -139,7 +140,7 @@ def _check_structure(data: Mapping[Any, Any], cls: type, prefix: str, source: st
             raise config_error(f"{prefix}{key!s} is not a valid key (keys must be strings) (in {source})")
         if key not in fields:
             raise config_error(_unknown_key_message(key, list(fields), prefix) + f" (in {source})")
-        sub = _section_class(fields[key])
+        sub = section_class(fields[key])
         full = prefix + key
         if sub is not None:
             if value is None:
@@ -152,7 +153,7 @@ def _check_structure(data: Mapping[Any, Any], cls: type, prefix: str, source: st
             _check_structure(value, sub, full + ".", source)
         else:
             if isinstance(value, Mapping):
-                allowed = _type_text(str(fields[key].type))
+                allowed = type_text(str(fields[key].type))
                 raise config_error(f"{full} is a value, not a section; allowed: {allowed} (in {source})")
             _check_no_resolver(full, value, source)
 
@@ -248,7 +249,7 @@ def _translate(exc: OmegaConfBaseException, source: str) -> ConfigError:
         return config_error(f"{key} is missing{allowed}{where}")
     if isinstance(exc, ValidationError) and f is not None:
         value = getattr(exc, "value", None)
-        allowed = _type_text(str(f.type))
+        allowed = type_text(str(f.type))
         if value is None and "None" in str(exc):
             return config_error(f"{key} = null is not allowed; allowed: {allowed}{where}")
         return config_error(f"{key} = {show_value(value)} has the wrong type; allowed: {allowed}{where}")
@@ -311,12 +312,58 @@ def load_config(
     return cfg
 
 
+_SCALAR_NODES = {"float": FloatNode, "int": IntegerNode, "str": StringNode, "bool": BooleanNode}
+
+
+def with_overrides(cfg: RunConfig, overrides: Sequence[str], *, check_hardware: bool = True) -> RunConfig | None:
+    """``cfg`` with the ``key=value`` ``overrides`` applied and validated, without merging YAML again.
+
+    Values are typed as :func:`load_config` types them (the same parser and OmegaConf's node
+    conversion), so the result equals (and hashes like) loading the files with these overrides
+    last. Only plain scalar keys (``pruning.target``, ``train.seed``, ``task``...) take this path;
+    for any other override (a recipe, a list, an optional value) the result is None: load in full.
+    """
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        if _recipe_file(item) is not None:
+            return None
+        _, data = _override_layer(item)
+        (key,) = _dotted_keys(data)
+        f = _field_at(key)
+        if f is None or str(f.type) not in _SCALAR_NODES or key.count(".") > 1:
+            return None
+        value: Any = data
+        for part in key.split("."):
+            value = value[part]
+        try:
+            changes[key] = _SCALAR_NODES[str(f.type)]().validate_and_convert(value)
+        except OmegaConfBaseException:
+            return None
+    sections: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, value in changes.items():
+        section, _, leaf = key.partition(".")
+        if leaf:
+            sections.setdefault(section, {})[leaf] = value
+        else:
+            top[key] = value
+    replaced = dataclasses.replace(
+        cfg, **top, **{name: dataclasses.replace(getattr(cfg, name), **leaves) for name, leaves in sections.items()}
+    )
+    return validate_config(replaced, check_hardware=check_hardware)
+
+
 def task_of_key(key: str) -> str | None:
-    """The task a dotted key belongs to (``adding.seq_len`` -> adding), or None for a shared key."""
-    section = key.split(".", 1)[0]
+    """The task a dotted key belongs to (``adding.seq_len`` -> adding, ``model.embedding_size`` ->
+    language), or None for a shared key."""
+    from ..tasks.registry import TASKS as TASK_CLASSES  # torch: only once a config is read
+
+    section, _, rest = key.partition(".")
     if section in TASKS:
         return section
-    return "language" if key == "model.embedding_size" else None
+    if section != "model":
+        return None
+    return next((name for name, task in TASK_CLASSES.items() if rest in task.model_keys), None)
 
 
 def _dotted_keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -370,9 +417,11 @@ def hashed_content(cfg: RunConfig) -> dict[str, Any]:
     """The part of the config that determines results (what :func:`config_hash` digests).
 
     Drops :data:`HASH_EXCLUDED`, the keys of :data:`HASH_OMITTED_AT_DEFAULT` that hold their
-    default, the sections of the tasks other than ``cfg.task``, and ``model.embedding_size``
-    unless the task is language.
+    default, the sections of the tasks other than ``cfg.task``, and the ``model`` keys of the other
+    tasks (``model.embedding_size`` unless the task is language).
     """
+    from ..tasks.registry import task_class  # torch: only once a config is read
+
     data = config_to_dict(cfg)
     defaults = config_to_dict(RunConfig(task=cfg.task))
     for key in HASH_EXCLUDED + HASH_OMITTED_AT_DEFAULT:
@@ -385,8 +434,8 @@ def hashed_content(cfg: RunConfig) -> dict[str, Any]:
     for task in TASKS:
         if task != cfg.task:
             data.pop(task, None)
-    if cfg.task != "language":
-        data["model"].pop("embedding_size", None)
+            for key in task_class(task).model_keys:
+                data["model"].pop(key, None)
     return data
 
 

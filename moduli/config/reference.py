@@ -21,8 +21,8 @@ from typing import Any
 from omegaconf import MISSING
 
 from . import schema
-from .load import HASH_EXCLUDED, _section_class, _type_text
-from .validate import _range_text
+from .load import HASH_EXCLUDED, section_class, type_text
+from .validate import range_text
 
 __all__ = ["KeyReference", "field_comments", "config_keys", "config_reference_markdown"]
 
@@ -84,7 +84,7 @@ def _allowed_text(f: dataclasses.Field) -> str:
     if choices is not None:
         return ", ".join(map(str, choices))
     if any(f.metadata.get(b) is not None for b in ("ge", "gt", "le", "lt")):
-        return _range_text(f.name, f.metadata)
+        return range_text(f.name, f.metadata)
     return ""
 
 
@@ -98,14 +98,14 @@ def config_keys(cls: type = schema.RunConfig, prefix: str = "") -> list[tuple[st
         key = prefix + f.name
         if f.name not in comments:
             raise ValueError(f"{cls.__name__}.{f.name} has no comment in schema.py; add one stating its meaning and unit")
-        sub = _section_class(f)
+        sub = section_class(f)
         if sub is not None:
             description = f"{inspect.getdoc(sub) or ''}".strip()
             for name, text, keys in config_keys(sub, key + "."):
                 sections.append((name or key, text or description, keys))
             continue
         leaves.append(KeyReference(
-            key=key, type=_type_text(str(f.type)), default=_default_text(f), allowed=_allowed_text(f),
+            key=key, type=type_text(str(f.type)), default=_default_text(f), allowed=_allowed_text(f),
             meaning=comments[f.name], hashed=key not in HASH_EXCLUDED,
         ))
     return [(prefix.rstrip("."), "", leaves)] + sections if leaves else sections

@@ -23,6 +23,7 @@ __all__ = [
     "NavigationConfig",
     "AddingConfig",
     "LanguageConfig",
+    "DigitsConfig",
     "ModelConfig",
     "RegularizerConfig",
     "PruningConfig",
@@ -31,7 +32,7 @@ __all__ = [
     "RunConfig",
 ]
 
-TASKS: tuple[str, ...] = ("navigation", "adding", "language")
+TASKS: tuple[str, ...] = ("navigation", "adding", "language", "digits")  # as moduli.tasks.registry.TASKS
 MANIFOLD_NAMES: tuple[str, ...] = ("torus", "torus6", "klein", "circle", "sphere", "s3", "mixed", "r3", "r9")
 # Manifolds with a smooth (Riemannian) structure, on which an embedding can be learned.
 SMOOTH_MANIFOLDS: frozenset[str] = frozenset(MANIFOLD_NAMES)
@@ -100,6 +101,14 @@ class LanguageConfig:
     # null: every word of the loaded splits; an int: the most frequent words of the training
     # split (<eos> and <unk> included), every other word becomes <unk>
     max_vocab: Optional[int] = _ranged(None, ge=2)
+
+
+@dataclass
+class DigitsConfig:
+    """Sequential digits: scikit-learn's 8 x 8 handwritten digits read as a sequence."""
+
+    read: str = _choice("rows", ("rows", "pixels"))  # rows: 8 steps of 8 pixels; pixels: 64 steps of 1 pixel
+    split_seed: int = _ranged(0, ge=0)  # seed of the fixed train/valid/test split (independent of train.seed)
 
 
 @dataclass
@@ -225,6 +234,7 @@ class RunConfig:
     navigation: NavigationConfig = field(default_factory=NavigationConfig)  # task navigation
     adding: AddingConfig = field(default_factory=AddingConfig)  # task adding
     language: LanguageConfig = field(default_factory=LanguageConfig)  # task language
+    digits: DigitsConfig = field(default_factory=DigitsConfig)  # task digits
     model: ModelConfig = field(default_factory=ModelConfig)  # network sizes
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)  # weight penalty
     pruning: PruningConfig = field(default_factory=PruningConfig)  # sparsification

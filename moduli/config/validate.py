@@ -11,10 +11,13 @@ import dataclasses
 import difflib
 import math
 import re
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import ConfigError
 from .schema import EUCLIDEAN_MANIFOLDS, SMOOTH_MANIFOLDS, RunConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..tasks.base import Task
 
 __all__ = ["validate_config", "show_value", "config_error", "closest", "suggest"]
 
@@ -45,7 +48,7 @@ def suggest(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {best!r}?)" if best is not None else ""
 
 
-def _range_text(name: str, meta: dict[str, Any]) -> str:
+def range_text(name: str, meta: dict[str, Any]) -> str:
     """The allowed range as text, e.g. ``0 <= target < 1`` or ``strength >= 0``."""
     lower = ("<=", meta["ge"]) if meta.get("ge") is not None else ("<", meta["gt"]) if meta.get("gt") is not None else None
     upper = ("<=", meta["le"]) if meta.get("le") is not None else ("<", meta["lt"]) if meta.get("lt") is not None else None
@@ -120,7 +123,7 @@ def _check_fields(obj: Any, prefix: str) -> None:
         if any(f.metadata.get(b) is not None for b in ("ge", "gt", "le", "lt")) and value is not None:
             if not _in_range(value, f.metadata):
                 raise config_error(
-                    f"{key} = {show_value(value)} is out of range; allowed: {_range_text(f.name, f.metadata)}"
+                    f"{key} = {show_value(value)} is out of range; allowed: {range_text(f.name, f.metadata)}"
                 )
 
 
@@ -151,24 +154,15 @@ def _check_device(device: str, precision: str, check_hardware: bool) -> None:
             )
 
 
-# Tasks whose model has exactly one recurrent layer (so no dropout between layers either).
-_ONE_LAYER_TASKS: tuple[str, ...] = ("navigation", "adding")
-
-
-def _check_model_for_task(cfg: RunConfig) -> None:
+def _check_model_for_task(cfg: RunConfig, task: type[Task]) -> None:
     """Refuse keys that act on parts the task's model does not have."""
     model = cfg.model
-    if cfg.task in _ONE_LAYER_TASKS and model.num_layers != 1:
+    if not task.multi_layer and model.num_layers != 1:
         raise config_error(
             f"model.num_layers = {model.num_layers} is not used by task {cfg.task!r}: its model has one recurrent "
             "layer (as in the paper); allowed: 1"
         )
-    if cfg.task != "language" and cfg.regularizer.extra_l1 != 0:
-        raise config_error(
-            f"regularizer.extra_l1 = {cfg.regularizer.extra_l1} is not used by task {cfg.task!r}: it penalises the "
-            "language model's embedding, decoder and input matrices; allowed: 0"
-        )
-    if cfg.task in _ONE_LAYER_TASKS and model.dropout != 0:
+    if not task.multi_layer and model.dropout != 0:
         raise config_error(
             f"model.dropout = {model.dropout} is not used by task {cfg.task!r}: dropout acts between stacked "
             "layers and its model has one; allowed: 0"
@@ -186,6 +180,9 @@ def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig
     if not isinstance(cfg, RunConfig):
         raise TypeError(f"validate_config expects a RunConfig, got {type(cfg).__name__}; build one with load_config")
     _check_fields(cfg, "")
+    from ..tasks.registry import TASKS, task_class  # torch: only once a config is checked
+
+    task = task_class(cfg.task)
     reg, prune, train = cfg.regularizer, cfg.pruning, cfg.train
 
     if reg.learn_embedding and reg.kind != "moduli":
@@ -229,7 +226,7 @@ def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig
             f"regularizer.embedding_optimizer = 'shared' needs a plain optimiser for the positions, but optim.name = "
             f"{cfg.optim.name!r}; allowed: optim.name adamw, adam or sgd, or embedding_optimizer: riemannian_adam"
         )
-    if reg.extra_l1 > 0 and cfg.task != "language":
+    if reg.extra_l1 > 0 and not task.extra_l1:
         raise config_error(
             f"regularizer.extra_l1 = {reg.extra_l1:g} penalises the language model's embedding, decoder and input "
             f"matrices, but task = {cfg.task!r}; allowed here: 0"
@@ -255,9 +252,10 @@ def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig
             f"pruning.parameters = {show_value(list(prune.parameters))} must be null (task default) "
             "or a non-empty list of parameter names"
         )
-    if train.steps_per_epoch is None and cfg.task != "language":
+    if train.steps_per_epoch is None and not task.finite_data:
+        finite = ", ".join(name for name, t in TASKS.items() if t.finite_data)
         raise config_error(
-            f"train.steps_per_epoch = null (one pass over the data) only applies to task language, "
+            f"train.steps_per_epoch = null (one pass over the data) only applies to task {finite}, "
             f"not {cfg.task!r}; allowed: an integer >= 1"
         )
     if prune.method == "moduli" and reg.kind != "moduli":
@@ -266,7 +264,7 @@ def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig
             f"{reg.kind!r} places no neurons on one; allowed: regularizer.kind = moduli, or pruning.method = "
             "magnitude or random"
         )
-    _check_model_for_task(cfg)
+    _check_model_for_task(cfg, task)
     if not cfg.out_dir:
         raise config_error("out_dir = '' is empty; allowed: a directory path")
     _check_device(train.device, train.precision, check_hardware)

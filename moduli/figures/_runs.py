@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..checks import check_int
 from ..manifolds import Manifold, Torus, get_manifold
 from ..run_dir import RunDir
 
-__all__ = ["as_run", "run_manifold", "run_label", "final_state", "check_layer", "check_int"]
+__all__ = ["as_run", "run_manifold", "run_label", "final_state", "check_layer"]
 
 
 def as_run(run: Any, what: str = "run") -> RunDir:
@@ -57,16 +58,6 @@ def final_state(run: RunDir) -> dict[str, Any]:
     if state is None:
         raise ValueError(f"run {run.path} has no checkpoint (checkpoints/last.pt); train it first with 'moduli train'")
     return state["model"]
-
-
-def check_int(value: Any, what: str, low: int, high: int | None = None) -> int:
-    """``value`` if it is an int in ``[low, high)`` (no upper bound when ``high`` is None)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, got {value!r} of type {type(value).__name__}")
-    if value < low or (high is not None and value >= high):
-        bound = f"[{low}, {high})" if high is not None else f">= {low}"
-        raise ValueError(f"{what} must be in {bound}, got {value}")
-    return value
 
 
 def check_layer(run: RunDir, layer: Any) -> int:

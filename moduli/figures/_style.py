@@ -7,7 +7,6 @@ changes the process's interactive backend; saving renders with the Agg (PNG) and
 from __future__ import annotations
 
 import io
-import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from matplotlib.figure import Figure
 
 from ..atomic import atomic_write_bytes
 
-__all__ = ["FORMATS", "style", "new_figure", "save_figure", "check_out_dir", "check_name", "check_positive_number"]
+__all__ = ["FORMATS", "style", "new_figure", "save_figure", "check_out_dir", "check_name"]
 
 FORMATS: tuple[str, ...] = ("png", "pdf")  # every figure is written in these formats, in this order
 PNG_DPI = 150  # raster resolution of the PNG files
@@ -73,12 +72,3 @@ def check_name(name: Any) -> str:
             f"name must be a file stem of letters, digits, '_', '-' or '.', starting with a letter or digit; got {name!r}"
         )
     return name
-
-
-def check_positive_number(value: Any, what: str) -> float:
-    """``value`` as a float if it is a finite real number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a positive real number, got {value!r} of type {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be finite and > 0, got {value}")
-    return float(value)

@@ -18,7 +18,8 @@ from matplotlib.colors import Normalize
 
 from ..run_dir import RunDir
 from ._domains import FlatView, flat_coordinates
-from ._runs import as_run, check_int, check_layer, final_state, run_label, run_manifold
+from ..checks import check_int
+from ._runs import as_run, check_layer, final_state, run_label, run_manifold
 from ._style import check_name, check_out_dir, new_figure, save_figure, style
 
 __all__ = ["NeuronConnectivity", "neuron_connectivity", "median_neuron", "figure_1c"]

@@ -10,7 +10,8 @@ import torch
 
 from ..manifolds import Euclidean, KleinBottle, Manifold, Torus
 from ..run_dir import RunDir
-from ._runs import as_run, check_int, check_layer, run_label, run_manifold
+from ..checks import check_int
+from ._runs import as_run, check_layer, run_label, run_manifold
 from ._style import check_name, check_out_dir, new_figure, save_figure, style
 
 __all__ = ["load_embedding_snapshots", "select_snapshots", "planar_coordinates", "embedding_snapshots"]
@@ -28,7 +29,7 @@ def load_embedding_snapshots(run: RunDir | str | Path, layer: int = 0) -> list[t
             f"run {run.path.name} has no learned embedding (regularizer.learn_embedding is false); pass a run "
             "trained with a learned embedding, e.g. configs/regularizer/learned_torus.yaml"
         )
-    directory = run.path / "embeddings"
+    directory = run.embeddings_path
     files = sorted(
         (int(m.group(1)), f) for f in directory.glob("epoch_*.pt") if (m := _SNAPSHOT.fullmatch(f.name))
     ) if directory.is_dir() else []

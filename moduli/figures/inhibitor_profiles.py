@@ -9,7 +9,8 @@ import torch
 
 from ..inhibitors import INHIBITORS, DoG, Inhibitor, get_inhibitor
 from ..manifolds import KleinBottle, Manifold, Torus, get_manifold
-from ._style import check_name, check_out_dir, check_positive_number, new_figure, save_figure, style
+from ..checks import check_real
+from ._style import check_name, check_out_dir, new_figure, save_figure, style
 
 __all__ = ["inhibitor_curves", "coefficient_grid", "inhibitor_profiles"]
 
@@ -17,7 +18,7 @@ __all__ = ["inhibitor_curves", "coefficient_grid", "inhibitor_profiles"]
 def inhibitor_curves(max_distance: float = 7.0, samples: int = 400) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Distances ``d`` (samples,) in [0, max_distance] and ``{name: f(d)}`` for every registered inhibitor
     (registry defaults), in manifold distance units."""
-    max_distance = check_positive_number(max_distance, "max_distance")
+    max_distance = check_real(max_distance, "max_distance", positive=True)
     d = torch.linspace(0.0, max_distance, samples, dtype=torch.float64)
     return d.numpy(), {name: get_inhibitor(name)(d).numpy() for name in INHIBITORS}
 
@@ -101,7 +102,7 @@ def inhibitor_profiles(out_dir: str | Path, max_distance: float = 7.0) -> list[P
     Returns ``inhibitor_profiles.png/.pdf`` and ``inhibitor_domains.png/.pdf`` under ``out_dir``.
     """
     out = check_out_dir(out_dir)
-    max_distance = check_positive_number(max_distance, "max_distance")
+    max_distance = check_real(max_distance, "max_distance", positive=True)
     paths: list[Path] = []
     with style():
         paths += save_figure(_profiles_figure(max_distance), out, check_name("inhibitor_profiles"))

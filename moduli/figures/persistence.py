@@ -14,7 +14,8 @@ import torch
 from ..errors import DependencyError
 from ..manifolds import Euclidean, Manifold, get_manifold
 from ..run_dir import RunDir
-from ._runs import as_run, check_int, check_layer, final_state, run_label, run_manifold
+from ..checks import check_int
+from ._runs import as_run, check_layer, final_state, run_label, run_manifold
 from ._style import check_name, check_out_dir, new_figure, save_figure, style
 
 __all__ = ["persistence", "persistence_diagram", "require_ripser"]

@@ -10,23 +10,18 @@ from matplotlib.lines import Line2D
 
 from ..errors import RunDirError
 from ..run_dir import RunDir
+from ..tasks.registry import TASKS, task_class
 from ._runs import as_run, run_label
 from ._style import check_name, check_out_dir, new_figure, save_figure, style
 
 __all__ = ["METRIC_LABELS", "curves_frame", "training_curves"]
 
-# y-axis labels of the tasks' headline metrics (``Task.metric``)
-METRIC_LABELS: dict[str, str] = {
-    "error_cm": "decoding error (cm)",
-    "mse": "mean squared error",
-    "perplexity": "perplexity",
-}
+# y-axis labels of the tasks' headline metrics (``Task.metric``: ``Task.metric_label``)
+METRIC_LABELS: dict[str, str] = {task.metric: task.metric_label for task in TASKS.values()}
 
 
 def _task_metric(task: str) -> str:
-    from ..training.tasks import TASKS
-
-    return TASKS[task].metric
+    return task_class(task).metric
 
 
 def _open_runs(runs: Sequence[Any]) -> list[RunDir]:

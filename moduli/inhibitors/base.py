@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import abc
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from ..described import Described
+
 from ..manifolds import sqrt_and_reciprocal
 
-__all__ = ["Inhibitor", "check_real", "check_positive", "exp_floored"]
+__all__ = ["Inhibitor", "exp_floored"]
 
 EXP_FLOOR = -80.0  # exp(-80) ~ 1.8e-35: still a normal float32, far below any coefficient's rounding
 
@@ -26,24 +27,11 @@ def exp_floored(u: Tensor) -> Tensor:
     return torch.exp(u.clamp_min(EXP_FLOOR))
 
 
-def check_real(value: Any, what: str) -> float:
-    """Return ``value`` as a float if it is a finite real number, else raise one clear error."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a real number, got {value!r} of type {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be finite, got {value}")
-    return float(value)
 
 
-def check_positive(value: Any, what: str) -> float:
-    """Return ``value`` as a float if it is a finite number > 0, else raise one clear error."""
-    value = check_real(value, what)
-    if value <= 0:
-        raise ValueError(f"{what} must be > 0, got {value}")
-    return value
 
 
-class Inhibitor(abc.ABC):
+class Inhibitor(Described, abc.ABC):
     """Maps a distance tensor elementwise to penalty coefficients.
 
     ``f(d)`` has the shape, dtype and device of ``d`` and is differentiable in ``d``.
@@ -93,15 +81,3 @@ class Inhibitor(abc.ABC):
         if not d.is_floating_point():
             raise TypeError(f"distances must have a floating dtype, got {d.dtype}; convert with .float()")
         return self._apply(d)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.to_config().items() if k != "name")
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Inhibitor):
-            return NotImplemented
-        return type(self) is type(other) and self.to_config() == other.to_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, repr(self.to_config())))

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Inhibitor, check_real
+from ..checks import check_real
+from .base import Inhibitor
 
 __all__ = ["Constant"]
 

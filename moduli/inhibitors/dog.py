@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Inhibitor, check_positive, check_real, exp_floored
+from ..checks import check_real
+from .base import Inhibitor, exp_floored
 
 __all__ = ["DoG"]
 
@@ -32,9 +33,9 @@ class DoG(Inhibitor):
         sigma_narrow: float = 0.25,
         offset: float | str = "peak",
     ) -> None:
-        self.amplitude: float = check_positive(amplitude, "DoG amplitude")  # height scale of the DoG term
-        self.sigma_wide: float = check_positive(sigma_wide, "DoG sigma_wide")  # wide Gaussian scale (d^2 units)
-        self.sigma_narrow: float = check_positive(sigma_narrow, "DoG sigma_narrow")  # narrow scale (d^2 units)
+        self.amplitude: float = check_real(amplitude, "DoG amplitude", positive=True)  # height scale of the DoG term
+        self.sigma_wide: float = check_real(sigma_wide, "DoG sigma_wide", positive=True)  # wide Gaussian scale (d^2 units)
+        self.sigma_narrow: float = check_real(sigma_narrow, "DoG sigma_narrow", positive=True)  # narrow scale (d^2 units)
         if not self.sigma_wide > self.sigma_narrow:
             raise ValueError(
                 f"DoG needs sigma_wide > sigma_narrow > 0, got sigma_wide={self.sigma_wide}, "
@@ -77,7 +78,7 @@ class DoG(Inhibitor):
         over the torus. Defaults: 14.873 (N - 1) / N."""
         if isinstance(num_neurons, bool) or not isinstance(num_neurons, int) or num_neurons < 1:
             raise ValueError(f"num_neurons must be a positive int, got {num_neurons!r}")
-        period = check_positive(period, "torus period")
+        period = check_real(period, "torus period", positive=True)
 
         def integral(s: float) -> float:
             return (math.sqrt(math.pi * s) * math.erf(period / (2.0 * math.sqrt(s)))) ** 2

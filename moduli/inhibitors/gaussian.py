@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Inhibitor, check_positive, check_real
+from ..checks import check_real
+from .base import Inhibitor
 
 __all__ = ["Gaussian"]
 
@@ -19,7 +20,7 @@ class Gaussian(Inhibitor):
 
     def __init__(self, amplitude: float = 100.0, variance: float = 3.0) -> None:
         self.amplitude: float = check_real(amplitude, "Gaussian amplitude")  # value at d = 0
-        self.variance: float = check_positive(variance, "Gaussian variance")  # scale of d^2
+        self.variance: float = check_real(variance, "Gaussian variance", positive=True)  # scale of d^2
 
     def _apply(self, d: Tensor) -> Tensor:
         return self.amplitude * torch.exp(-(d * d) / self.variance)

@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import abc
-import math
 from typing import Any
 
 import geoopt
 import torch
 from torch import Tensor
 
-__all__ = ["Manifold", "check_positive_int", "check_positive_float"]
+from ..described import Described
+
+__all__ = ["Manifold"]
 
 
-def check_positive_int(value: Any, what: str) -> int:
-    """Return ``value`` as an int if it is a positive integer, else raise one clear error."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be a positive int, got {value!r} of type {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{what} must be a positive int (>= 1), got {value}")
-    return int(value)
-
-
-def check_positive_float(value: Any, what: str) -> float:
-    """Return ``value`` as a float if it is a finite positive real number, else raise one clear error."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a positive real number, got {value!r} of type {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be finite and > 0, got {value}")
-    return float(value)
-
-
-class Manifold(abc.ABC):
+class Manifold(Described, abc.ABC):
     """A metric space with coordinates, random sampling and a geoopt counterpart for learning.
 
     Points are stored as tensors of shape ``(..., coord_dim)``; distances are geodesic
@@ -195,18 +178,3 @@ class Manifold(abc.ABC):
         if device is None and generator is not None:
             return generator.device
         return device
-
-    # ---- identity -----------------------------------------------------------------------
-
-    def __repr__(self) -> str:
-        cfg = self.to_config()
-        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k != "name")
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Manifold):
-            return NotImplemented
-        return type(self) is type(other) and self.to_config() == other.to_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, repr(self.to_config())))

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from ._safe import safe_norm, sum_of_squares
-from .base import Manifold, check_positive_int
+from ..checks import check_int
+from .base import Manifold
 
 __all__ = ["Euclidean"]
 
@@ -21,7 +22,7 @@ class Euclidean(Manifold):
     exact_symmetry = True  # y - x is exactly -(x - y)
 
     def __init__(self, dim: int) -> None:
-        self.dim: int = check_positive_int(dim, "Euclidean dim")  # intrinsic dimension
+        self.dim: int = check_int(dim, "Euclidean dim")  # intrinsic dimension
         self.coord_dim: int = self.dim  # coordinates are the point itself
 
     def random(

@@ -10,7 +10,8 @@ from torch import Tensor
 
 from ._periodic import klein_difference, klein_wrap, signed_residual, torus_wrap
 from ._safe import safe_norm
-from .base import Manifold, check_positive_float
+from ..checks import check_real
+from .base import Manifold
 from .geoopt_flat import FlatKleinBottleGeoopt
 
 __all__ = ["KleinBottle"]
@@ -28,7 +29,7 @@ class KleinBottle(Manifold):
     def __init__(self, period: float = 10.0) -> None:
         self.dim: int = 2  # intrinsic dimension
         self.coord_dim: int = 2  # (x, y) in the fundamental domain
-        self.period: float = check_positive_float(period, "KleinBottle period")  # side of the domain
+        self.period: float = check_real(period, "KleinBottle period", positive=True)  # side of the domain
 
     def random(
         self,

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from ._safe import planes_norm, safe_norm
-from .base import Manifold, check_positive_float, check_positive_int
+from ..checks import check_int, check_real
+from .base import Manifold
 
 __all__ = ["Sphere"]
 
@@ -26,9 +27,9 @@ class Sphere(Manifold):
     exact_symmetry = True  # |x - y|, |x + y| and their derivatives are symmetric bit for bit
 
     def __init__(self, dim: int = 2, radius: float = 5.0) -> None:
-        self.dim: int = check_positive_int(dim, f"{type(self).__name__} dim")  # intrinsic dimension
+        self.dim: int = check_int(dim, f"{type(self).__name__} dim")  # intrinsic dimension
         self.coord_dim: int = self.dim + 1  # ambient coordinates of a unit vector
-        self.radius: float = check_positive_float(radius, f"{type(self).__name__} radius")  # distance units per radian
+        self.radius: float = check_real(radius, f"{type(self).__name__} radius", positive=True)  # distance units per radian
 
     def random(
         self,

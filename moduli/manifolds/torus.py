@@ -10,7 +10,8 @@ from torch import Tensor
 
 from ._periodic import signed_residual, torus_difference, torus_wrap
 from ._safe import safe_norm, sum_of_squares
-from .base import Manifold, check_positive_float, check_positive_int
+from ..checks import check_int, check_real
+from .base import Manifold
 from .geoopt_flat import FlatTorusGeoopt
 
 __all__ = ["Torus"]
@@ -26,9 +27,9 @@ class Torus(Manifold):
     exact_symmetry = True  # the residual of y - x is minus that of x - y, ties included
 
     def __init__(self, dim: int = 2, period: float = 10.0) -> None:
-        self.dim: int = check_positive_int(dim, "Torus dim")  # intrinsic dimension
+        self.dim: int = check_int(dim, "Torus dim")  # intrinsic dimension
         self.coord_dim: int = self.dim  # one coordinate per circle factor
-        self.period: float = check_positive_float(period, "Torus period")  # side of the domain
+        self.period: float = check_real(period, "Torus period", positive=True)  # side of the domain
 
     def random(
         self,

@@ -1,9 +1,12 @@
-"""Models: the multi-layer Elman RNN and the three task heads of the paper."""
+"""Models: the multi-layer Elman RNN and the task heads."""
 
-from .adding import AddingRNN
+from .adding import AddingRNN, LastStateRNN
 from .base import RecurrentModel
 from .elman_stack import ElmanStack
 from .language_model import RNNLanguageModel
 from .path_integration import PathIntegrationRNN
+from .stacked import stacked_elman
 
-__all__ = ["AddingRNN", "ElmanStack", "PathIntegrationRNN", "RNNLanguageModel", "RecurrentModel"]
+__all__ = [
+    "AddingRNN", "ElmanStack", "LastStateRNN", "PathIntegrationRNN", "RNNLanguageModel", "RecurrentModel", "stacked_elman",
+]

@@ -1,4 +1,4 @@
-"""What the three task models share: an ElmanStack ``rnn``, its penalty and its parameter groups."""
+"""What the task models share: an ElmanStack ``rnn``, its penalty and its parameter groups."""
 
 from __future__ import annotations
 

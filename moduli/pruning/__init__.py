@@ -8,7 +8,7 @@ from .lottery import lottery_reset
 from .magnitude import magnitude_masks
 from .masks import Masks, apply_masks_, check_masks, select_parameters
 from .moduli_masks import moduli_masks
-from .pruner import MaskedModel, Pruner
+from .pruner import Pruner
 from .random_masks import random_masks_like
 from .report import MatrixSparsity, SparsityReport, sparsity_report
 from .schedules import CubicSchedule, LinearRamp, OneShot, SparsitySchedule
@@ -27,7 +27,6 @@ __all__ = [
     "CubicSchedule",
     "OneShot",
     "Pruner",
-    "MaskedModel",
     "lottery_reset",
     "MatrixSparsity",
     "SparsityReport",

@@ -131,6 +131,3 @@ class Pruner:
 
     def __repr__(self) -> str:
         return f"Pruner(params={list(self._params)}, sparsity={self.report().sparsity:.4f})"
-
-
-MaskedModel = Pruner  # same class under the name used in some of the project's text

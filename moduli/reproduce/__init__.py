@@ -1,4 +1,5 @@
-"""Reproduce the paper's sparsity tables (navigation, language, adding), random pruning beside every result.
+"""Reproduce the paper's sparsity tables (navigation, language, adding) and the digits table,
+random pruning beside every result.
 
 ``reproduce(table, preset)`` (command line: ``moduli reproduce TABLE --preset smoke|cpu|paper``)
 builds every (row, column, seed) run from the task config, the regulariser recipes and the preset,

@@ -6,10 +6,11 @@ that into one row per displayed table cell: mean and sample standard deviation o
 seeds, how many failed, and Welch t-tests against the No reg. row (same column) and against the
 random-pruning column (same row).
 
-Metric of a run: navigation ``error_cm`` and adding ``mse`` of the final evaluation
-(``summary["value"]``); language the TEST perplexity (``summary["test"]["perplexity"]``). A
-lottery row reading ``pruned`` takes ``summary["pruned_model"]`` (the model before
-re-initialisation), which holds validation metrics only: its split is recorded in ``split``.
+Metric of a run: the task's headline metric of the final evaluation (``summary["value"]``:
+navigation ``error_cm``, adding ``mse``), or on the test split for a task that has one (language
+perplexity, digits error: ``summary["test"]``). A lottery row reading ``pruned`` takes
+``summary["pruned_model"]`` (the model before re-initialisation), which may hold validation
+metrics only: its split is recorded in ``split``.
 A run counts as failed when its status is ``failed`` or when it finished with a non-finite
 metric (a diverged loss). Runs that never started count as ``missing``.
 """
@@ -20,6 +21,7 @@ import math
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..run_dir import RunDir
+from ..tasks.registry import task_class
 from .cells import Cell
 from .statistics import mean_std, welch_test
 from .tables import NO_REG, Column, TableSpec, applies, random_partner
@@ -40,24 +42,9 @@ CELL_COLUMNS: tuple[str, ...] = (
 
 
 def metric_value(summary: dict[str, Any], task: str, reading: str) -> tuple[float, str]:
-    """(value of the table's metric, split it was measured on) from a run's ``summary``."""
-    if reading == "pruned":
-        if "pruned_model" not in summary:
-            raise ValueError("the summary has no 'pruned_model' entry: the run was not a lottery run (pruning.lottery)")
-        metrics = summary["pruned_model"]
-        if task == "language":
-            test = metrics.get("test")
-            if isinstance(test, dict) and "perplexity" in test:
-                return float(test["perplexity"]), "test"
-            return float(metrics["perplexity"]), "valid"
-        return float(metrics[summary["metric"]]), "valid"
-    if reading != "final":
-        raise ValueError(f"reading must be 'final' or 'pruned', got {reading!r}")
-    if task == "language":
-        if "test" not in summary:
-            raise ValueError("the language summary has no 'test' entry; re-run it with the current trainer")
-        return float(summary["test"]["perplexity"]), "test"
-    return float(summary["value"]), "valid"
+    """(value of the table's metric, split it was measured on) from a run's ``summary`` (see
+    :meth:`moduli.tasks.base.Task.table_value`)."""
+    return task_class(task).table_value(summary, reading)
 
 
 def _recurrent_sparsity(summary: dict[str, Any]) -> float:

@@ -2,32 +2,31 @@
 
 Runs are organised in *sweep groups*, one per run set (plus one for its dense reference): the
 group's YAML files are the preset's configs followed by the run set's recipes, its grid is
-pruning method x target sparsity, and its seeds are the preset's. Each group is one call of
-:func:`moduli.sweep.run_sweep`, and :func:`build_cells` loads every cell's config exactly as that
-call will, so that all cells are validated before any run starts.
+pruning method x target sparsity, and its seeds are the preset's. :func:`build_cells` plans every
+group's cells with :func:`moduli.planner.plan_runs` (as a sweep of that grid would), so that all
+cells are validated before any run starts.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import RunConfig, load_config, validate_config
+from ..config import RunConfig
 from ..errors import ConfigError
+from ..planner import expand_grid, plan_runs
 from ..run_dir import RunDir
-from ..sweep import expand_grid
 from .presets import PROJECT_ROOT, Preset
-from .tables import Column, TableSpec, applies, build_columns
+from .tables import TableSpec, applies, build_columns
 
 __all__ = ["Cell", "SweepGroup", "plan_groups", "build_cells"]
 
 
 @dataclass(frozen=True)
 class SweepGroup:
-    """Arguments of one :func:`moduli.sweep.run_sweep` call."""
+    """The runs of one run set: a sweep of pruning method x target x seed."""
 
     run_set: str  # key of the run set trained by this group
     paths: tuple[Path, ...]  # YAML configs: the preset's, then the run set's recipes
@@ -91,10 +90,6 @@ def build_cells(
 ) -> tuple[list[SweepGroup], list[Cell]]:
     """All sweep groups and cells; every cell's config is loaded and validated here.
 
-    Loading is the slow part of small runs, so only each group's first cell goes through
-    :func:`load_config`; the others are that config with their method, target and seed replaced
-    (the same values their override strings give) and validated again.
-
     Raises ConfigError naming the run set, column and seed of the first invalid cell.
     """
     groups = plan_groups(spec, preset, runs_dir)
@@ -102,32 +97,17 @@ def build_cells(
     for index, g in enumerate(groups):
         items = expand_grid(list(g.base_overrides), g.grid, list(g.seeds))
         combos = [(m, t, s) for m, t in itertools.product(g.methods, g.targets) for s in g.seeds]
-        first: RunConfig | None = None
-        for (method, target, seed), overrides in zip(combos, items):
-            column = _column_key(method, target)
-            try:
-                if first is None:  # the group's first cell is loaded in full, like run_sweep does
-                    cfg = first = load_config(list(g.paths), overrides, check_hardware=check_hardware)
-                else:  # the others differ only in method, target and seed (same values as the overrides)
-                    cfg = validate_config(
-                        dataclasses.replace(
-                            first,
-                            pruning=dataclasses.replace(first.pruning, method=method, target=float(target)),
-                            train=dataclasses.replace(first.train, seed=seed),
-                        ),
-                        check_hardware=check_hardware,
-                    )
-            except ConfigError as exc:
-                raise ConfigError(f"{exc} [table cell: {g.run_set}, {column}, seed {seed}]") from exc
-            if cfg.task != spec.task:
+
+        def describe(i: int, g: SweepGroup = g, combos: list = combos) -> str:
+            method, target, seed = combos[i]
+            return f"table cell: {g.run_set}, {_column_key(method, target)}, seed {seed}"
+
+        runs = plan_runs(list(g.paths), items, check_hardware=check_hardware, describe=describe)
+        for (method, target, seed), run in zip(combos, runs):
+            if run.config.task != spec.task:
                 raise ConfigError(
-                    f"preset error: the configs of preset {preset.name!r} train task {cfg.task!r}, "
+                    f"preset error: the configs of preset {preset.name!r} train task {run.config.task!r}, "
                     f"but table {spec.name} needs task {spec.task!r}; list configs/{spec.task}.yaml first (in {preset.path})"
                 )
-            cells.append(Cell(g.run_set, column, seed, tuple(overrides), cfg, index))
+            cells.append(Cell(g.run_set, _column_key(method, target), seed, run.overrides, run.config, index))
     return groups, cells
-
-
-def columns_of(preset: Preset) -> tuple[Column, ...]:
-    """The table columns of ``preset`` (shortcut for :func:`build_columns`)."""
-    return build_columns(preset.sparsities, preset.dense)

@@ -9,13 +9,17 @@ Model of the cost (an estimate, not a measurement):
 - Time of one step = max(FLOPs / ``throughput``, time steps x layers x ``latency``): small
   recurrent models are bound by the sequential kernel launches of the time loop, not by FLOPs.
   A measured step time can replace this model (``step_seconds``; ``experiments/gpu_check.py``).
-- Language: the vocabulary and training-token counts are WikiText-2's (33,278 words; 2,088,628
-  training tokens) when an epoch is a full pass (``train.steps_per_epoch: null``).
+- The FLOPs of one sequence, the length of an epoch and of an evaluation pass are the task's
+  (``Task.forward_flops``, ``estimated_steps_per_epoch``, ``eval_sequences``). Language: the
+  vocabulary and training-token counts are WikiText-2's (33,278 words; 2,088,628 training tokens)
+  when an epoch is a full pass (``train.steps_per_epoch: null``).
 """
 
 from __future__ import annotations
 
 from ..config import RunConfig
+from ..tasks.language import WIKITEXT2_TRAIN_TOKENS, WIKITEXT2_VOCAB
+from ..tasks.registry import task_class
 
 __all__ = [
     "ASSUMED_TFLOPS",
@@ -30,36 +34,17 @@ __all__ = [
 
 ASSUMED_TFLOPS = 20.0  # sustained fp32/TF32 throughput of one data-centre GPU on these matmuls, TFLOP/s
 ASSUMED_STEP_LATENCY_S = 60e-6  # forward + backward kernel time per time step and layer, seconds
-WIKITEXT2_VOCAB = 33_278  # WikiText-2 word vocabulary (all splits)
-WIKITEXT2_TRAIN_TOKENS = 2_088_628  # WikiText-2 training tokens including <eos>
 
 
 def _forward_flops_per_sequence(cfg: RunConfig) -> tuple[float, int]:
     """(forward FLOPs of one sequence, time steps of one sequence)."""
-    n, layers = cfg.model.hidden_size, cfg.model.num_layers
-    if cfg.task == "navigation":
-        t, p = cfg.navigation.seq_len, cfg.navigation.num_place_cells
-        per_step = 2 * n * n * layers + 2 * 2 * n + 2 * n * n * (layers - 1) + 2 * n * p
-        return t * per_step + 2 * p * n, t
-    if cfg.task == "adding":
-        t = cfg.adding.seq_len
-        per_step = 2 * n * n * layers + 2 * 2 * n + 2 * n * n * (layers - 1)
-        return t * per_step + 2 * n, t
-    t, e, v = cfg.language.bptt, cfg.model.embedding_size, WIKITEXT2_VOCAB
-    per_token = 2 * e * n + 2 * n * n * (layers - 1) + 2 * n * n * layers + 2 * n * v
-    return t * per_token, t
+    return task_class(cfg.task).forward_flops(cfg)
 
 
 def train_step_flops(cfg: RunConfig) -> float:
     """FLOPs of one training step (forward + backward) of ``cfg``'s model."""
     forward, _ = _forward_flops_per_sequence(cfg)
     return 3.0 * cfg.train.batch_size * forward
-
-
-def _steps_per_epoch(cfg: RunConfig) -> int:
-    if cfg.train.steps_per_epoch is not None:
-        return cfg.train.steps_per_epoch
-    return max(1, WIKITEXT2_TRAIN_TOKENS // (cfg.train.batch_size * cfg.language.bptt))
 
 
 def _step_seconds(flops: float, time_steps: int, layers: int) -> float:
@@ -84,13 +69,8 @@ def run_seconds(cfg: RunConfig, step_seconds: float | None = None) -> float:
         step_seconds_model = _step_seconds(train_step_flops(cfg), time_steps, layers)
     else:
         step_seconds_model = float(step_seconds)
-    train = epochs * _steps_per_epoch(cfg) * step_seconds_model
-    if cfg.task == "navigation":
-        eval_sequences = cfg.navigation.eval_batches * cfg.navigation.eval_batch_size
-    elif cfg.task == "adding":
-        eval_sequences = cfg.adding.eval_batches * cfg.adding.eval_batch_size
-    else:  # validation split ~ 1/10 of the training tokens, in BPTT windows
-        eval_sequences = WIKITEXT2_TRAIN_TOKENS // 10 // cfg.language.bptt
+    train = epochs * task_class(cfg.task).estimated_steps_per_epoch(cfg) * step_seconds_model
+    eval_sequences = task_class(cfg.task).eval_sequences(cfg)
     if step_seconds is None:
         evaluation = epochs * _step_seconds(eval_sequences * forward, time_steps, layers) / 3.0
     else:

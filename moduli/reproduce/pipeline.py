@@ -1,28 +1,25 @@
 """``reproduce(table, preset)``: build every cell, validate, train what is missing, write the table.
 
-Steps: read the preset; build one RunConfig per (run set, column, seed) and validate them all
-(and, for the language table, check that its text files exist) before anything runs; train the
-unfinished cells through :func:`moduli.sweep.run_sweep` (one call per run set; finished runs are
-read back, unfinished ones resume); read every run directory; aggregate; write ``table.md``,
-``table.tex``, ``table.csv``, ``runs.csv``; draw the figures of :mod:`moduli.figures` if that
-package is installed.
+Steps: read the preset; plan one RunConfig per (run set, column, seed) and validate them all
+(and check that the task's data exist) before anything runs; train the unfinished runs through
+:func:`moduli.sweep.train_planned` (finished runs are read back, unfinished ones resume); read
+every run directory; aggregate; write ``table.md``, ``table.tex``, ``table.csv``, ``runs.csv``;
+draw the figures of :mod:`moduli.figures`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..atomic import atomic_write_text
-from ..errors import ConfigError, DataError
-from ..resources import resolve_data_dir
-from ..sweep import EXECUTORS, TrainFn, run_sweep
+from ..run_dir import RunDir
+from ..sweep import TrainFn, check_executor, train_planned
+from ..tasks.registry import task_class
 from .aggregate import CELL_COLUMNS, RUN_COLUMNS, aggregate, collect_runs
-from .cells import Cell, SweepGroup, build_cells
+from .cells import Cell, build_cells
 from .estimate import assumptions_text, estimate_gpu_hours
 from .presets import Preset, load_preset
 from .render import TableText, caption_text, render_latex, render_markdown, to_csv
@@ -65,53 +62,6 @@ def default_out_dir(table: str, preset: str) -> Path:
 def default_runs_dir(table: str, preset: str) -> Path:
     """``runs/reproduce/<table>/<preset>``."""
     return Path("runs") / "reproduce" / table / preset
-
-
-def _check_language_data(cells: list[Cell]) -> None:
-    """Raise DataError if a language cell's text files are missing (before any run starts)."""
-    from ..tasks.wikitext import find_split
-
-    seen = set()
-    for cell in cells:
-        lang = cell.config.language
-        key = (lang.data_dir, lang.offline_splits, lang.download)
-        if key in seen:
-            continue
-        seen.add(key)
-        needed = ("valid", "test") if lang.offline_splits else ("train", "valid", "test")
-        missing = [s for s in needed if find_split(resolve_data_dir(lang.data_dir), s) is None]
-        if missing and not (lang.download and not lang.offline_splits):
-            raise DataError(
-                f"language.data_dir = {lang.data_dir!r} has no {', '.join(missing)} split (relative paths are "
-                "relative to the current directory, then to the toolkit's shipped files); put the WikiText-2 files there, set language.download=true, "
-                "or train offline on the valid split with language.offline_splits=true (see data/README.md)"
-            )
-
-
-def _unique_pending(cells: list[Cell]) -> dict[Path, Cell]:
-    return {c.run_dir: c for c in cells if not (c.run_dir / "summary.json").is_file()}
-
-
-def _run_groups(
-    groups: list[SweepGroup],
-    jobs: int,
-    executor: str,
-    train_fn: TrainFn | None,
-    slurm_options: Mapping[str, Any] | None,
-    quiet: bool,
-) -> None:
-    def one(g: SweepGroup) -> None:
-        run_sweep(
-            list(g.paths), g.grid, list(g.seeds), jobs=jobs, executor=executor, train_fn=train_fn,
-            slurm_options=slurm_options, base_overrides=list(g.base_overrides), quiet=quiet,
-        )
-
-    if executor == "slurm":  # every group's jobs are queued at once; each thread waits for its group
-        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-            list(pool.map(one, groups))
-    else:
-        for g in groups:
-            one(g)
 
 
 def _write_tables(spec: TableSpec, preset: Preset, cells: list[Cell], out_dir: Path) -> tuple[Any, Any, list[Path]]:
@@ -162,35 +112,28 @@ def _curve_frame(spec: TableSpec, runs: Any) -> Any:
     return out.loc[:, ["row", "method", "sparsity", "seed", "value"]]
 
 
-def _draw_figures(spec: TableSpec, preset: Preset, runs: Any, out_dir: Path, quiet: bool) -> list[Path]:
-    """The figures of :mod:`moduli.figures` for this table, if that package is installed."""
-    if importlib.util.find_spec("moduli.figures") is None:
-        if not quiet:
-            _warn("figures skipped: the package moduli.figures is not installed")
-        return []
-    import moduli.figures as figures
+def _draw_figures(spec: TableSpec, preset: Preset, runs: Any, out_dir: Path) -> list[Path]:
+    """The figures of :mod:`moduli.figures` for this table (matplotlib and seaborn: only now)."""
+    from .. import figures
 
     fig_dir = out_dir / "figures"
     first = f"{preset.sparsities[0]:g}"
-    calls: list[tuple[str, tuple[Any, ...]]] = [
-        ("error_vs_sparsity", (_curve_frame(spec, runs), fig_dir, spec.metric)),
-        ("inhibitor_profiles", (fig_dir,)),
+    calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
+        (figures.error_vs_sparsity, (_curve_frame(spec, runs), fig_dir, spec.metric)),
+        (figures.inhibitor_profiles, (fig_dir,)),
     ]
     moduli_run = _first_finished(runs, "torus_dog", f"magnitude@{first}")
     random_run = _first_finished(runs, "torus_dog", f"random@{first}")
     if moduli_run and random_run:
-        calls.append(("figure_1c", (moduli_run, random_run, fig_dir)))
+        calls.append((figures.figure_1c, (moduli_run, random_run, fig_dir)))
     for rs in spec.run_sets:
         run = _first_finished(runs, rs.key, f"magnitude@{first}") if rs.learned else None
         if run:
-            calls.append(("embedding_snapshots", (run, fig_dir / rs.key)))
-            calls.append(("persistence_diagram", (run, fig_dir / rs.key)))
+            calls.append((figures.embedding_snapshots, (run, fig_dir / rs.key)))
+            calls.append((figures.persistence_diagram, (run, fig_dir / rs.key)))
     written: list[Path] = []
-    for name, args in calls:
-        fn = getattr(figures, name, None)
-        if not callable(fn):
-            _warn(f"figure {name} skipped: moduli.figures does not define it")
-            continue
+    for fn, args in calls:
+        name = fn.__name__
         try:
             result = fn(*args)
         except ImportError as exc:  # an optional dependency of one figure (e.g. ripser)
@@ -220,7 +163,7 @@ def reproduce(
     figures: bool = True,
     train_fn: TrainFn | None = None,
 ) -> ReproduceResult:
-    """Reproduce ``table`` (navigation, language, adding) at ``preset`` (smoke, cpu, paper or a YAML path).
+    """Reproduce ``table`` (navigation, language, adding, digits) at ``preset`` (smoke, cpu, paper or a YAML path).
 
     Prints the plan (runs, how many are finished, estimated GPU hours) to stderr before any
     run (always for the paper preset, else unless ``quiet``). ``dry_run`` stops after the plan.
@@ -229,21 +172,18 @@ def reproduce(
     (one line) for a bad preset or config before anything runs.
     """
     spec = table_spec(table)
-    if executor not in EXECUTORS:
-        raise ConfigError(f"config error: executor = {executor!r} is not an allowed choice; allowed: {', '.join(EXECUTORS)}")
+    check_executor(1, executor)
     chosen = load_preset(table, preset)
     if jobs is None:
         jobs = chosen.jobs
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ConfigError(f"config error: jobs = {jobs!r} is out of range; allowed: an integer >= 1")
+    check_executor(jobs, executor)
     out = Path(out_dir) if out_dir is not None else default_out_dir(table, chosen.name)
     runs_root = Path(runs_dir) if runs_dir is not None else default_runs_dir(table, chosen.name)
 
-    groups, cells = build_cells(spec, chosen, runs_root, check_hardware=executor == "local")
-    if spec.task == "language":
-        _check_language_data(cells)
+    _, cells = build_cells(spec, chosen, runs_root, check_hardware=executor == "local")
+    task_class(spec.task).check_data([c.config for c in cells])
     unique = {c.run_dir: c for c in cells}
-    pending = _unique_pending(cells)
+    pending = {c.run_dir: c for c in cells if RunDir.finished_summary(c.config) is None}
     hours = estimate_gpu_hours([c.config for c in unique.values()])
     if not quiet or chosen.name == "paper":
         print(
@@ -256,10 +196,9 @@ def reproduce(
     if dry_run:
         return result
     if pending:
-        todo = sorted({c.group for c in pending.values()})  # sweep groups with unfinished runs
-        _run_groups([groups[i] for i in todo], jobs, executor, train_fn, slurm_options, quiet)
+        train_planned([c.config for c in pending.values()], jobs, executor, train_fn, slurm_options, quiet=quiet)
     runs, table_cells, written = _write_tables(spec, chosen, cells, out)
     if figures:
-        written.extend(_draw_figures(spec, chosen, runs, out, quiet))
+        written.extend(_draw_figures(spec, chosen, runs, out))
     result.runs, result.table_cells, result.files = runs, table_cells, tuple(written)
     return result

@@ -12,7 +12,7 @@ A preset is a YAML file ``configs/reproduce/<table>/<preset>.yaml``::
     dense: true                             # also train a dense (unpruned) reference column
     jobs: 1                                 # parallel local processes (--jobs wins)
 
-Config sections in the preset (``navigation``, ``adding``, ``language``, ``model``, ``optim``,
+Config sections in the preset (a task's section such as ``navigation``, ``model``, ``optim``,
 ``train``, ``regularizer``, ``pruning``) become ``key=value`` overrides placed before the
 ``overrides`` list. Keys the table itself varies (regulariser kind, manifold, inhibitor, pruning
 method and target, seed, output directory) may not be set. Relative paths in ``configs`` are
@@ -28,10 +28,11 @@ from typing import Any
 
 import yaml
 
+from ..config.schema import TASKS
 from ..config.validate import suggest
 from ..errors import ConfigError
 from ..resources import shipped_root
-from ..sweep import format_override_value
+from ..planner import format_override_value
 from .tables import table_spec
 
 __all__ = ["Preset", "PRESET_NAMES", "PROJECT_ROOT", "PRESETS_DIR", "preset_path", "load_preset", "FORBIDDEN_KEYS"]
@@ -55,7 +56,7 @@ FORBIDDEN_KEYS: tuple[str, ...] = (
     "pruning.target",
     "pruning.lottery",
 )
-_SECTIONS: tuple[str, ...] = ("navigation", "adding", "language", "model", "optim", "train", "regularizer", "pruning")
+_SECTIONS: tuple[str, ...] = TASKS + ("model", "optim", "train", "regularizer", "pruning")
 _KEYS: tuple[str, ...] = ("table", "description", "configs", "overrides", "seeds", "sparsities", "dense", "jobs") + _SECTIONS
 
 

@@ -18,7 +18,7 @@ import yaml
 
 from ..config import RunConfig
 from ..inhibitors import DoG
-from ..training.tasks import language_baselines, navigation_baselines
+from ..tasks.registry import task_class
 from .presets import PROJECT_ROOT, Preset
 from .statistics import ALPHA, DDOF, TEST_NAME
 from .tables import Column, TableSpec
@@ -46,20 +46,7 @@ def scale_text(cfg: RunConfig) -> str:
     m, t, o = cfg.model, cfg.train, cfg.optim
     steps = "a full pass" if t.steps_per_epoch is None else f"{t.steps_per_epoch} steps"
     parts = [f"hidden {m.hidden_size}" + (f" x {m.num_layers} layers" if m.num_layers > 1 else "")]
-    if cfg.task == "navigation":
-        nav = cfg.navigation
-        parts.append(f"{nav.num_place_cells} place cells, {nav.seq_len} steps per trajectory")
-        # the recipe options, named only off the paper's defaults (earlier captions stay as they were)
-        if nav.place_cell_tuning != "dog":
-            parts.append(f"{nav.place_cell_tuning} place-cell tuning")
-        if nav.start_tuning != "same":
-            parts.append(f"{nav.start_tuning} start state")
-        if nav.velocity_units != "per_step":
-            parts.append(f"velocity {nav.velocity_units.replace('_', ' ')}")
-    elif cfg.task == "adding":
-        parts.append(f"sequence length {cfg.adding.seq_len}")
-    else:
-        parts.append(f"embedding {m.embedding_size}, BPTT {cfg.language.bptt}")
+    parts.extend(task_class(cfg.task).scale_text(cfg))
     if m.recurrent_init != "default":
         scale = f" x {m.recurrent_init_scale:g}" if m.recurrent_init_scale != 1.0 else ""
         parts.append(f"{m.recurrent_init.replace('_', '-')}{scale} W_hh initialisation")
@@ -143,28 +130,7 @@ def caption_text(spec: TableSpec, preset: Preset, cfg: RunConfig, runs: pandas.D
         frozen = ", frozen during the stabilising epochs" if cfg.train.stabilise_epochs else ""
         starts = "; ".join(f"{key} starts at {scale:g} x N(0, 1)" for key, scale in _gaussian_starts(spec))
         parts.append(f"Learned positions: {optimiser}{decay}{frozen}" + (f"; {starts}." if starts else "."))
-    if spec.task == "language":
-        data = sorted({d for d in runs.loc[runs["status"] == "finished", "data"] if d})
-        parts.append("Data: " + ("; ".join(data) if data else "no finished run") + ".")
-        refs = language_baselines(cfg)
-        parts.append(
-            f"References on the same test text: the add-one-smoothed unigram model of the training text "
-            f"{refs['unigram']:.1f}; uniform over the {refs['uniform']:.0f}-word vocabulary {refs['uniform']:.0f}."
-        )
-        pruned = runs[(runs["reading"] == "pruned") & (runs["status"] == "finished")]
-        if (pruned["split"] == "valid").any():
-            parts.append("The lottery 'pruned model' row reports validation perplexity (its run evaluates the "
-                         "pruned model on the validation split only).")
-    if spec.task == "navigation":
-        refs = [navigation_baselines(cfg, seed) for seed in preset.seeds]
-        mean = {k: sum(r[k] for r in refs) / len(refs) for k in refs[0]}
-        parts.append(
-            f"References on the same evaluation trajectories (mean over the seeds): decoding the start position "
-            f"at every step, without path integration, {mean['start']:.1f} cm; always the box centre "
-            f"{mean['centre']:.1f} cm; decoding the true place-cell activations {mean['true']:.1f} cm. "
-            f"Cross-entropy (nats per step): {mean['loss_uniform']:.3f} for a constant prediction, "
-            f"{mean['loss_floor']:.3f} at best (the targets' entropy)."
-        )
+    parts.extend(task_class(spec.task).caption_notes(cfg, preset.seeds, runs))
     if spec.note:
         parts.append(spec.note)
     return " ".join(parts)

@@ -1,29 +1,12 @@
-"""Argument checks shared by the on-the-fly task samplers."""
+"""The sampling device shared by the on-the-fly task samplers."""
 
 from __future__ import annotations
 
 import torch
 
 
-def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` if it is a positive int, else raise one clear error."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
 
 
-def check_positive_float(name: str, value: object, allow_zero: bool = False) -> float:
-    """Return ``value`` as a float if it is a finite number > 0 (or >= 0 with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    bound_ok = value >= 0.0 if allow_zero else value > 0.0
-    if not (bound_ok and value < float("inf")):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {bound}, got {value}")
-    return value
 
 
 def resolve_device(

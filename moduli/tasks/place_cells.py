@@ -18,7 +18,7 @@ import copy
 
 import torch
 
-from ._sampling import check_positive_float, check_positive_int
+from ..checks import check_int, check_real
 
 TUNINGS: tuple[str, ...] = ("dog", "gaussian")  # place-cell tuning curves (see the module docstring)
 
@@ -53,14 +53,14 @@ class PlaceCells:
         seed: int = 0,
         tuning: str = "dog",
     ) -> None:
-        self.num_cells = check_positive_int("num_cells", num_cells)
-        self.sigma = check_positive_float("sigma", sigma)
-        self.surround_scale = check_positive_float("surround_scale", surround_scale)
+        self.num_cells = check_int(num_cells, "num_cells")
+        self.sigma = check_real(sigma, "sigma", positive=True)
+        self.surround_scale = check_real(surround_scale, "surround_scale", positive=True)
         if self.surround_scale <= 1.0:
             raise ValueError(
                 f"surround_scale must be > 1 (the surround is wider than the centre), got {self.surround_scale}"
             )
-        self.box_size = check_positive_float("box_size", box_size)
+        self.box_size = check_real(box_size, "box_size", positive=True)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         self.seed = seed
@@ -108,7 +108,7 @@ class PlaceCells:
         ``activation`` (..., N) may be activations or logits (the ranking is the same).
         """
         self._check_cells("activation", activation)
-        check_positive_int("k", k)
+        check_int(k, "k")
         if k > self.num_cells:
             raise ValueError(f"k must be <= num_cells = {self.num_cells}, got {k}")
         top = activation.topk(k, dim=-1).indices

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ._sampling import check_positive_float, check_positive_int, resolve_device
+from ..checks import check_int, check_real
+from ._sampling import resolve_device
 
 
 @dataclass(frozen=True)
@@ -115,13 +116,13 @@ class TrajectoryGenerator:
         wall_slowdown: float = 0.25,
         hard_walls: bool = True,
     ) -> None:
-        self.box_size = check_positive_float("box_size", box_size)
-        self.dt = check_positive_float("dt", dt)
-        self.seq_len = check_positive_int("seq_len", seq_len)
-        self.rotation_sigma = check_positive_float("rotation_sigma", rotation_sigma, allow_zero=True)
-        self.speed_scale = check_positive_float("speed_scale", speed_scale)
-        self.border_region = check_positive_float("border_region", border_region, allow_zero=True)
-        self.wall_slowdown = check_positive_float("wall_slowdown", wall_slowdown, allow_zero=True)
+        self.box_size = check_real(box_size, "box_size", positive=True)
+        self.dt = check_real(dt, "dt", positive=True)
+        self.seq_len = check_int(seq_len, "seq_len")
+        self.rotation_sigma = check_real(rotation_sigma, "rotation_sigma", nonnegative=True)
+        self.speed_scale = check_real(speed_scale, "speed_scale", positive=True)
+        self.border_region = check_real(border_region, "border_region", nonnegative=True)
+        self.wall_slowdown = check_real(wall_slowdown, "wall_slowdown", nonnegative=True)
         if self.wall_slowdown > 1.0:
             raise ValueError(f"wall_slowdown must be in [0, 1], got {self.wall_slowdown}")
         if not isinstance(hard_walls, bool):
@@ -152,7 +153,7 @@ class TrajectoryGenerator:
             :class:`Trajectories` with velocity (T, B, 2), position (T, B, 2), start (B, 2),
             heading (T, B).
         """
-        check_positive_int("batch_size", batch_size)
+        check_int(batch_size, "batch_size")
         dev = resolve_device(generator, device)
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 from .wikitext_download import WIKITEXT2_SHA256, WIKITEXT2_URL, download_wikitext2
 
 EOS = "<eos>"

@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 from ..atomic import atomic_write_text
-from .errors import DataError
+from ..errors import DataError
 
 WIKITEXT2_URL: str = "https://wikitext.smerity.com/wikitext-2-v1.zip"
 """The dataset author's mirror of the official word-level archive."""

@@ -1,4 +1,4 @@
-"""Train K runs that differ only in their seed as one batched model.
+"""Train K runs that differ only in their seed as one batched model (a step of the one loop).
 
 Every parameter of the K runs is stacked along a new leading axis of size K; the recurrence
 ``h_t = phi(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` runs for all K runs at once with one
@@ -20,8 +20,9 @@ stacked weights no longer fit in cache as one run's do, so the gain comes from f
 calls and is large only when those dominate (small N or batch); see
 experiments/benchmarks/batched_seeds.py.
 
-Supported: the ``adding`` and ``navigation`` tasks (every place-cell tuning, velocity unit and
-W_hh initialisation: the inputs and targets come from each run's own task); regulariser ``none``/``moduli``/``l1``/
+Supported: the tasks that define ``stacked_losses`` (``Task.batchable``: adding, navigation with
+every place-cell tuning, velocity unit and W_hh initialisation, and digits; the inputs and targets
+come from each run's own task); regulariser ``none``/``moduli``/``l1``/
 ``mean_matched_l1`` with a fixed embedding (``permute`` included); pruning ``none``/``magnitude``/
 ``random`` (any scope, schedule and parameter list) and stabilising epochs; optimisers ``adamw``/``adam``/``sgd``; gradient
 clipping (each run by its own gradient norm); fp32 on CPU or CUDA. Anything else (the language
@@ -34,32 +35,29 @@ epochs is also resumed sequentially.
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
 from collections import defaultdict
 from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..config import RunConfig, config_hash
 from ..pruning.masks import apply_masks_
 from ..run_dir import RunDir
+from ..tasks.registry import TASKS, task_class
 from .builders import build_optimizers
-from .loop import DivergenceError, Trainer, run_config
+from .loop import DivergenceError, Outcome, StepResult, Trainer, fit, run_config
 
-__all__ = ["seed_groups", "stacked_elman", "train_batched", "unsupported_reason"]
-
-Outcome = dict[str, Any] | Exception  # a run's summary, or the error that ended it
+__all__ = ["StackedSeeds", "seed_groups", "train_batched", "unsupported_reason"]
 
 
 def unsupported_reason(cfg: RunConfig) -> str | None:
     """Why ``cfg`` cannot be trained batched (one short phrase), or None if it can."""
     if not isinstance(cfg, RunConfig):
         raise TypeError(f"cfg must be a RunConfig (from moduli.config.load_config), got {type(cfg).__name__}")
+    batchable = [name for name, task in TASKS.items() if task.batchable]
     checks = [
-        (cfg.task not in ("adding", "navigation"), f"task {cfg.task!r} (only adding and navigation are batched)"),
+        (not task_class(cfg.task).batchable, f"task {cfg.task!r} (only {', '.join(batchable)} are batched)"),
         (cfg.regularizer.kind != "none" and cfg.regularizer.learn_embedding, "a learned embedding"),
         (cfg.optim.name not in ("adamw", "adam", "sgd"), f"optimiser {cfg.optim.name!r}"),
         (cfg.pruning.lottery, "lottery retraining"),
@@ -89,53 +87,6 @@ def seed_groups(configs: Sequence[RunConfig]) -> list[list[int]]:
     return list(groups.values())
 
 
-def stacked_elman(
-    x: Tensor,
-    h0: Tensor | None,
-    w_ih: Tensor,
-    w_hh: Tensor,
-    b_ih: Tensor | None,
-    b_hh: Tensor | None,
-    nonlinearity: str,
-) -> Tensor:
-    """K independent Elman layers: x (K, T, B, I), h0 (K, B, N) or None, w_ih (K, N, I),
-    w_hh (K, N, N), b_ih / b_hh (K, N) or None -> all hidden states (K, T, B, N).
-
-    The operations mirror torch's own CPU RNN loop (input projections of all steps first, then
-    ``phi(h W_hh^T + b_hh + pre_t)`` per step), so on CPU every slice equals the unbatched run.
-    """
-    if nonlinearity not in ("relu", "tanh"):
-        raise ValueError(f"nonlinearity must be 'relu' or 'tanh', got {nonlinearity!r}")
-    if x.dim() != 4 or w_ih.dim() != 3 or w_hh.dim() != 3 or x.shape[0] != w_ih.shape[0]:
-        raise ValueError(
-            f"expected x (K, T, B, I), w_ih (K, N, I), w_hh (K, N, N); got {tuple(x.shape)}, "
-            f"{tuple(w_ih.shape)}, {tuple(w_hh.shape)}"
-        )
-    k, steps, batch, features = x.shape
-    hidden = w_hh.shape[-1]
-    flat = x.reshape(k, steps * batch, features)
-    if b_ih is not None:
-        pre = torch.baddbmm(b_ih.unsqueeze(1), flat, w_ih.transpose(1, 2))
-    else:
-        pre = torch.bmm(flat, w_ih.transpose(1, 2))
-    # unbind (as torch's loop does), not pre[:, t]: the backward of T selects would add T
-    # zero-filled (K, T, B, N) gradients
-    pre = pre.view(k, steps, batch, hidden).unbind(1)
-    phi = torch.relu if nonlinearity == "relu" else torch.tanh
-    h = x.new_zeros(k, batch, hidden) if h0 is None else h0
-    states = []
-    for t in range(steps):
-        # transpose inside the loop, as torch's linear does: the T gradient contributions then
-        # reach W_hh in the same order as in an unbatched run
-        if b_hh is not None:
-            hh = torch.baddbmm(b_hh.unsqueeze(1), h, w_hh.transpose(1, 2))
-        else:
-            hh = torch.bmm(h, w_hh.transpose(1, 2))
-        h = phi(hh.add_(pre[t]))
-        states.append(h)
-    return torch.stack(states, 1)
-
-
 def _clone_tensors(value: Any) -> Any:
     """``value`` with every tensor cloned (views of the stacked weights become compact copies)."""
     if torch.is_tensor(value):
@@ -161,16 +112,20 @@ class _StackedWeights(nn.Module):
         return []
 
 
-class _BatchedGroup:
-    """K Trainers whose weights live in stacked tensors, trained together."""
+class StackedSeeds:
+    """K runs whose weights live in stacked tensors: one step of all K at a time.
+
+    Each run keeps its :class:`Trainer` (task, data stream, masks, history, files); its weights
+    become slices of one leaf per parameter, and one optimiser steps the stacked leaves.
+    """
 
     def __init__(self, cfgs: Sequence[RunConfig], run_dirs: Sequence[RunDir], quiet: bool) -> None:
         self.cfg, self.quiet, self.k = cfgs[0], quiet, len(cfgs)
-        self.trainers: list[Trainer] = []  # one per run: its task, data, masks, history, files
+        self.trainers: list[Trainer] = []
         self.rng_states: list[Tensor] = []  # each run's global CPU RNG state, as its own run keeps it
         for cfg, run_dir in zip(cfgs, run_dirs):
             trainer = Trainer(cfg, run_dir, quiet=True)
-            trainer._resume()
+            trainer.resume()
             self.trainers.append(trainer)
             self.rng_states.append(torch.get_rng_state())
         first = self.trainers[0]
@@ -178,10 +133,7 @@ class _BatchedGroup:
         if not self.aligned:
             return
         self.device, self.step, self.start_epoch = first.device, first.step, first.start_epoch
-        # the pruning schedule's epochs, then the stabilising epochs under the final mask
-        self.epochs, self.steps_per_epoch, self.schedule = first.first_phase, first.steps_per_epoch, first.schedule
-        self.alive = [True] * self.k  # False once a run diverged
-        self.errors: list[Exception | None] = [None] * self.k
+        self.task = type(first.task)
         self._stack_parameters()
         self._stack_optimizer_state()
         regs = [t.model.rnn.regularizers for t in self.trainers]
@@ -224,9 +176,68 @@ class _BatchedGroup:
         for optimizer in optimizers:
             optimizer.state = defaultdict(dict)  # refilled from the stacked state at each checkpoint
 
-    def _per_run_optimizer_state(self, k: int) -> None:
-        """Put run ``k``'s slice of the stacked optimiser state into its own optimiser."""
-        optimizer = self.trainers[k].optimizer
+    # ------------------------------------------------------------------ the Step interface
+    def prune(self, epoch: int, alive: list[bool]) -> None:
+        """Each live run computes its masks on its own slice (and zeroes it); then stack them."""
+        for k, trainer in enumerate(self.trainers):
+            if alive[k]:
+                trainer.prune(epoch)
+        pruners = [t.pruner for t in self.trainers]
+        names = next((list(p.masks) for p in pruners if p is not None), [])
+        self.masks = {}
+        for name in names:
+            ones = torch.ones_like(self.per_run[0][name], dtype=torch.bool)
+            self.masks[name] = torch.stack([
+                p.masks[name].to(self.device) if p is not None and alive[k] else ones
+                for k, p in enumerate(pruners)
+            ])
+        if self.masks:
+            with torch.no_grad():
+                apply_masks_(self.params, self.masks)
+
+    def __call__(self, alive: list[bool], will_log: bool) -> list[StepResult]:
+        cfg = self.cfg
+        losses = self.losses()
+        penalties = self._penalties()
+        total = losses.float() + penalties
+        results: list[StepResult] = [None] * self.k
+        for k, ok in enumerate(torch.isfinite(total).tolist()):
+            if alive[k] and not ok:
+                alive[k] = False
+                results[k] = DivergenceError(
+                    f"the loss became {float(total[k].detach())} at step {self.step}; the learning rate "
+                    f"(optim.lr = {cfg.optim.lr:g}) is probably too high, or the regulariser strength too large"
+                )
+        # the penalties logged are each run's own (a dot product), computed before the update
+        logged = [float(t.model.penalty().detach()) for t in self.trainers] if will_log else [None] * self.k
+        self.optimizer.zero_grad(set_to_none=True)
+        if all(alive):
+            total.sum().backward()
+        else:  # diverged runs get no gradient (their NaNs stay in their own slices)
+            mask = torch.tensor(alive, device=total.device)
+            torch.where(mask, total, torch.zeros_like(total)).sum().backward()
+        for name, mask in self.masks.items():
+            grad = self.params[name].grad
+            if grad is not None:
+                grad.masked_fill_(~mask, 0)
+        if cfg.optim.grad_clip is not None:
+            self._clip(cfg.optim.grad_clip)
+        self.optimizer.step()
+        if self.masks:
+            with torch.no_grad():
+                apply_masks_(self.params, self.masks)
+        self.step += 1
+        for trainer in self.trainers:
+            trainer.step = self.step
+        values = losses.detach().tolist()
+        return [
+            (values[k], logged[k]) if alive[k] else results[k] for k in range(self.k)
+        ]
+
+    def state(self, k: int, epoch: int) -> dict[str, Any]:
+        """Run ``k``'s checkpoint: its slice of the stacked optimiser state in its own optimiser."""
+        trainer = self.trainers[k]
+        optimizer = trainer.optimizer
         optimizer.state = defaultdict(dict)
         for name in self.names:
             stacked = self.params[name]
@@ -237,64 +248,15 @@ class _BatchedGroup:
                     else (value.clone() if torch.is_tensor(value) else value)
                     for key, value in state.items()
                 }
-
-    # ------------------------------------------------------------------ pruning
-    def _prune(self, epoch: int) -> None:
-        """Each live run computes its masks on its own slice (and zeroes it); then stack them."""
-        for k, trainer in enumerate(self.trainers):
-            if self.alive[k]:
-                trainer._prune(epoch)
-        pruners = [t.pruner for t in self.trainers]
-        names = next((list(p.masks) for p in pruners if p is not None), [])
-        self.masks = {}
-        for name in names:
-            ones = torch.ones_like(self.per_run[0][name], dtype=torch.bool)
-            self.masks[name] = torch.stack([
-                p.masks[name].to(self.device) if p is not None and self.alive[k] else ones
-                for k, p in enumerate(pruners)
-            ])
-        if self.masks:
-            with torch.no_grad():
-                apply_masks_(self.params, self.masks)
+        state = trainer.state(epoch)
+        optimizer.state = defaultdict(dict)
+        state["torch_rng"] = self.rng_states[k]
+        return _clone_tensors(state)
 
     # ------------------------------------------------------------------ one step
-    def _batch(self) -> tuple[Tensor, ...]:
-        """Each run's training batch from its own generator, stacked on a leading K axis."""
-        tasks = [t.task for t in self.trainers]
-        if self.cfg.task == "adding":
-            pairs = [task.problem.sample(task.batch_size, generator=task.generator, device=task.device) for task in tasks]
-            return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-        # each run's inputs and targets as its own task makes them (tuning, velocity units)
-        runs = [
-            task.model_inputs(task.trajectories.sample(task.batch_size, generator=task.generator, device=task.device))
-            for task in tasks
-        ]
-        return tuple(torch.stack(parts) for parts in zip(*runs))
-
-    def _losses(self) -> Tensor:
+    def losses(self) -> Tensor:
         """(K,) training losses of one fresh batch per run, as the unbatched tasks compute them."""
-        p, nonlinearity = self.params, self.cfg.model.nonlinearity
-        if self.cfg.task == "adding":
-            inputs, target = self._batch()
-            states = stacked_elman(
-                inputs, None, p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], p.get("rnn.bias_ih_l0"),
-                p.get("rnn.bias_hh_l0"), nonlinearity,
-            )
-            last, weight, bias = states[:, -1], p["readout.weight"], p["readout.bias"]
-            # (B, N) x (N, 1) per run: small enough that batched products would take torch's
-            # naive CPU kernel (other rounding than mm), so one F.linear per run, as unbatched
-            prediction = torch.stack([nn.functional.linear(last[k], weight[k], bias[k]) for k in range(self.k)])
-            return ((prediction - target) ** 2).mean(dim=(1, 2))
-        velocity, start, target = self._batch()
-        h0 = torch.bmm(start, p["encoder.weight"].transpose(1, 2))
-        states = stacked_elman(
-            velocity, h0, p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], p.get("rnn.bias_ih_l0"), p.get("rnn.bias_hh_l0"),
-            nonlinearity,
-        )
-        k, steps, batch, hidden = states.shape
-        logits = torch.bmm(states.reshape(k, steps * batch, hidden), p["decoder.weight"].transpose(1, 2))
-        logits = logits.view(k, steps, batch, -1)
-        return -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean(dim=(1, 2))
+        return self.task.stacked_losses([t.task for t in self.trainers], self.params)
 
     def _penalties(self) -> Tensor:
         """(K,) moduli penalties of the stacked W_hh (gradients equal the unbatched ones)."""
@@ -318,111 +280,14 @@ class _BatchedGroup:
         for grad in grads:
             grad.mul_(coef.view(-1, *([1] * (grad.dim() - 1))))
 
-    def _train_step(self, will_log: bool) -> tuple[list[float], list[float] | None]:
-        cfg = self.cfg
-        losses = self._losses()
-        penalties = self._penalties()
-        total = losses.float() + penalties
-        finite = torch.isfinite(total).tolist()
-        for k, ok in enumerate(finite):
-            if self.alive[k] and not ok:
-                self._diverged(k, float(total[k].detach()))
-        # the penalties logged are each run's own (a dot product), computed before the update
-        logged = [float(t.model.penalty().detach()) for t in self.trainers] if will_log else None
-        self.optimizer.zero_grad(set_to_none=True)
-        if all(self.alive):
-            total.sum().backward()
-        else:  # diverged runs get no gradient (their NaNs stay in their own slices)
-            alive = torch.tensor(self.alive, device=total.device)
-            torch.where(alive, total, torch.zeros_like(total)).sum().backward()
-        for name, mask in self.masks.items():
-            grad = self.params[name].grad
-            if grad is not None:
-                grad.masked_fill_(~mask, 0)
-        if cfg.optim.grad_clip is not None:
-            self._clip(cfg.optim.grad_clip)
-        self.optimizer.step()
-        if self.masks:
-            with torch.no_grad():
-                apply_masks_(self.params, self.masks)
-        self.step += 1
-        return losses.detach().tolist(), logged
-
-    def _diverged(self, k: int, value: float) -> None:
-        error = DivergenceError(
-            f"the loss became {value} at step {self.step}; the learning rate "
-            f"(optim.lr = {self.cfg.optim.lr:g}) is probably too high, or the regulariser strength too large"
-        )
-        self.alive[k], self.errors[k] = False, error
-        self.trainers[k].run_dir.mark_failed(error)
-
-    # ------------------------------------------------------------------ checkpoints
-    def _checkpoint(self, k: int, epoch: int) -> None:
-        trainer = self.trainers[k]
-        self._per_run_optimizer_state(k)
-        state = trainer._state(epoch)
-        trainer.optimizer.state = defaultdict(dict)
-        state["torch_rng"] = self.rng_states[k]
-        trainer.run_dir.save_checkpoint(_clone_tensors(state))
-
     # ------------------------------------------------------------------ the group
     def run(self) -> list[Outcome]:
-        cfg = self.cfg
-        started = time.perf_counter()
-        total_steps = self.epochs * self.steps_per_epoch
-        bar = tqdm(
-            total=total_steps, initial=self.start_epoch * self.steps_per_epoch,
-            disable=not (sys.stderr.isatty() and not self.quiet), dynamic_ncols=True, desc=f"{cfg.task} x{self.k}",
-        )
-        for epoch in range(self.start_epoch, self.epochs):
-            self._prune(epoch)
-            for trainer in self.trainers:
-                trainer.task.start_epoch()
-                trainer.model.train()
-            epoch_start, windows = time.perf_counter(), [[] for _ in range(self.k)]
-            for i in range(self.steps_per_epoch):
-                last = i == self.steps_per_epoch - 1
-                will_log = (self.step + 1) % cfg.train.log_every == 0 or last
-                losses, penalties = self._train_step(will_log)
-                for k in range(self.k):
-                    windows[k].append(losses[k])
-                if will_log:
-                    rate = (i + 1) / (time.perf_counter() - epoch_start)
-                    for k, trainer in enumerate(self.trainers):
-                        if self.alive[k]:
-                            trainer.run_dir.log_metrics({
-                                "step": self.step, "epoch": epoch, "split": "train",
-                                "loss": sum(windows[k]) / len(windows[k]), "penalty": penalties[k],
-                                "lr": self.optimizer.param_groups[0]["lr"],
-                                "sparsity": trainer._global_sparsity(), "steps_per_s": rate,
-                            })
-                    windows = [[] for _ in range(self.k)]
-                bar.update(1)
-            for k, trainer in enumerate(self.trainers):
-                if not self.alive[k]:
-                    continue
-                trainer.step = self.step
-                trainer.model.eval()
-                metrics = trainer.task.evaluate("valid")
-                trainer.model.train()
-                trainer.history["final"] = metrics
-                trainer.run_dir.log_metrics({"step": self.step, "epoch": epoch, "split": "valid", **metrics,
-                                             "sparsity": trainer._global_sparsity()})
-                if (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch == self.epochs - 1:
-                    self._checkpoint(k, epoch)
-            if not any(self.alive):
-                break
-        bar.close()
-        wall = time.perf_counter() - started
-        outcomes: list[Outcome] = []
-        for k, trainer in enumerate(self.trainers):
-            if not self.alive[k]:
-                outcomes.append(self.errors[k])
-                continue
-            summary = trainer._summary(wall)
-            summary["batched_runs"] = self.k
-            trainer.run_dir.write_summary(summary)
-            outcomes.append(summary)
+        """Train the K runs with the one loop; write each finished run's summary."""
+        outcomes = fit(self.trainers, self, self.quiet)
+        for trainer, outcome in zip(self.trainers, outcomes):
+            if isinstance(outcome, dict):
+                outcome["batched_runs"] = self.k
+                trainer.run_dir.write_summary(outcome)
         return outcomes
 
 
@@ -469,7 +334,7 @@ def train_batched(cfgs: Sequence[RunConfig], quiet: bool = False) -> list[Outcom
         outcomes[todo[0]] = _sequential([cfgs[todo[0]]], quiet)[0]
     elif todo:
         try:
-            group = _BatchedGroup([cfgs[i] for i in todo], [run_dirs[i] for i in todo], quiet)
+            group = StackedSeeds([cfgs[i] for i in todo], [run_dirs[i] for i in todo], quiet)
             results = group.run() if group.aligned else _sequential([cfgs[i] for i in todo], quiet)
         except Exception as error:
             for i in todo:

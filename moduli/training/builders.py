@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import geoopt
 import torch
 from torch import Tensor, nn
+
+from modula_core import Module
+from modula_core.optim import ModularAdam, ModularSGD
 
 from ..errors import ConfigError
 from ..config.schema import OptimConfig, PruningConfig, RegularizerConfig
@@ -69,12 +72,17 @@ def frozen_regularizers(model: RecurrentModel) -> RegularizerFactory | None:
 
 
 def build_optimizers(
-    cfg: OptimConfig, model: RecurrentModel, embedding_lr: float, embedding_optimizer: str = "riemannian_adam"
+    cfg: OptimConfig,
+    model: RecurrentModel,
+    embedding_lr: float,
+    embedding_optimizer: str = "riemannian_adam",
+    structure: Callable[[RecurrentModel], tuple[Module, list[nn.Parameter]]] | None = None,
 ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
     """The weights' optimiser and, for learned neuron positions, RiemannianAdam at
     ``embedding_lr`` (``embedding_optimizer="riemannian_adam"``); with ``"shared"`` the positions
     join the weights' optimiser as a second parameter group (same hyper-parameters) and the
-    second result is None."""
+    second result is None. The modular optimisers need ``structure``: the task's
+    ``modular_structure`` (model -> (compound, parameters in its weight order))."""
     if embedding_optimizer not in ("riemannian_adam", "shared"):
         raise ValueError(f"embedding_optimizer must be 'riemannian_adam' or 'shared', got {embedding_optimizer!r}")
     weights = model.weight_parameters()
@@ -90,11 +98,9 @@ def build_optimizers(
     elif cfg.name == "sgd":
         optimizer = torch.optim.SGD(weights, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     else:
-        from modula_core.optim import ModularAdam, ModularSGD
-
-        from .modular_structure import modular_structure
-
-        module, ordered = modular_structure(model)
+        if structure is None:
+            raise ValueError(f"optimiser {cfg.name!r} needs the model's modular structure (the task's modular_structure)")
+        module, ordered = structure(model)
         if cfg.name == "modular_adam":
             optimizer = ModularAdam(ordered, module, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
         else:

@@ -7,12 +7,11 @@ from typing import Any
 
 from ..errors import CheckpointError
 from ..run_dir import RunDir
+from .loop import Trainer
 
 
 def evaluate_run(run: RunDir | str | Path) -> dict[str, Any]:
     """Load the run's config and last checkpoint, rebuild the model, and evaluate it (valid, and test for language)."""
-    from .loop import Trainer
-
     run_dir = run if isinstance(run, RunDir) else RunDir.open(run)
     cfg = run_dir.config
     trainer = Trainer(cfg, run_dir, quiet=True)

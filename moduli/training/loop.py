@@ -1,21 +1,26 @@
-"""The training loop: one config in, one run directory and a summary out.
+"""The training loop: configs in, run directories and summaries out.
 
-Read top to bottom: set-up (seed, task, model, optimisers, pruning), an optional resume from the
-run directory's last checkpoint, then epochs of (prune to the scheduled sparsity, train
-``steps_per_epoch`` batches, evaluate, log, checkpoint), then ``train.stabilise_epochs`` more
-epochs under the final mask with learned neuron positions frozen, then the summary. With
+A :class:`Trainer` holds one run (task, model, optimisers, pruning masks, history, run directory)
+and everything done to it alone. :func:`fit` is the one loop, read top to bottom: epochs of
+(prune to the scheduled sparsity, train ``steps_per_epoch`` batches, then per run: check the
+weights, evaluate, step the lr schedule, log, checkpoint), then ``train.stabilise_epochs`` more
+epochs under the final mask with learned neuron positions frozen, then the summaries. With
 ``pruning.lottery`` a last phase re-initialises the weights, keeps the final mask fixed and
 retrains for ``train.epochs`` epochs, on a fresh neuron embedding or on the trained model's
 (``pruning.lottery_embedding``).
+
+How the runs take a step is a :class:`Step`: :class:`SingleStep` trains one run on its own;
+:class:`moduli.training.batched.StackedSeeds` trains K runs that differ only in their seed as one
+batched model. Everything else (evaluation, logging, checkpoints, divergence, the progress bar)
+is the same code for both.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -36,9 +41,11 @@ from .builders import (
     regularizer_factory,
     resolve_device,
 )
-from .tasks import build_task
+from ..tasks.registry import build_task
 
 LOTTERY_SEED_OFFSET = 104_729  # the re-initialised model's fresh weights and embedding
+
+Outcome = dict[str, Any] | Exception  # a run's summary, or the error that ended it
 
 
 class DivergenceError(RunFailedError):
@@ -76,7 +83,8 @@ class Trainer:
         self.task = build_task(cfg, self.device, seed, factory)
         self.model = self.task.model
         self.optimizer, self.embedding_optimizer = build_optimizers(
-            cfg.optim, self.model, cfg.regularizer.embedding_lr, cfg.regularizer.embedding_optimizer
+            cfg.optim, self.model, cfg.regularizer.embedding_lr, cfg.regularizer.embedding_optimizer,
+            structure=type(self.task).modular_structure,
         )
         self.lr_scheduler = build_lr_scheduler(cfg.optim, self.optimizer)
 
@@ -92,7 +100,8 @@ class Trainer:
         }
 
     # ------------------------------------------------------------------ pruning
-    def _prune(self, epoch: int) -> None:
+    def prune(self, epoch: int) -> None:
+        """Masks at the scheduled sparsity of ``epoch`` (none for a dense run or in the lottery phase)."""
         if self.schedule is None or epoch >= self.epochs:
             return  # dense run, or the lottery phase (its mask is fixed)
         sparsity = self.schedule.sparsity_at(epoch)
@@ -108,7 +117,7 @@ class Trainer:
         else:
             self.pruner.update(masks)
 
-    def _start_lottery_phase(self) -> None:
+    def start_lottery_phase(self) -> None:
         """Fresh weights, same mask, fresh optimiser state; a fresh embedding or the trained
         model's (fixed), and the lr schedule restarted with or without its best validation loss."""
         masks = {name: mask.clone() for name, mask in self.pruner.masks.items()}
@@ -152,7 +161,7 @@ class Trainer:
                 if reg.learn_embedding:
                     reg.embedding.copy_(reg.manifold.project(reg.embedding))
 
-    def _train_step(self) -> tuple[float, float]:
+    def train_step(self) -> tuple[float, float]:
         """One optimiser step of epoch ``self.epoch``: (training loss, penalty before the step)."""
         cfg = self.cfg
         autocast = (
@@ -187,7 +196,8 @@ class Trainer:
         return float(loss.detach()), float(penalty.detach())
 
     # ------------------------------------------------------------------ checkpoints
-    def _state(self, epoch: int) -> dict[str, Any]:
+    def state(self, epoch: int) -> dict[str, Any]:
+        """What the checkpoint of ``epoch`` holds."""
         return {
             "epoch": epoch,
             "step": self.step,
@@ -202,14 +212,15 @@ class Trainer:
             "history": self.history,
         }
 
-    def _resume(self) -> None:
+    def resume(self) -> None:
+        """Continue from the run directory's last checkpoint, if any."""
         state = self.run_dir.resume(map_location=self.device)  # also drops metrics logged after it
         if state is None:
             return
         epoch = state["epoch"]
         if self.cfg.pruning.lottery and epoch >= self.first_phase:
             self.pruner = Pruner(self.model, state["pruner"]["masks"])  # rebuilt below with the mask
-            self._start_lottery_phase()
+            self.start_lottery_phase()
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.embedding_optimizer is not None:
@@ -232,55 +243,8 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step, self.start_epoch, self.history = state["step"], epoch + 1, state["history"]
 
-    # ------------------------------------------------------------------ the run
-    def run(self) -> dict[str, Any]:
-        cfg = self.cfg
-        self._resume()
-        started = time.perf_counter()
-        interactive = sys.stderr.isatty() and not self.quiet
-        bar = tqdm(
-            total=self.total_epochs * self.steps_per_epoch, initial=self.start_epoch * self.steps_per_epoch,
-            disable=not interactive, dynamic_ncols=True, desc=f"{cfg.task}",
-        )
-        for epoch in range(self.start_epoch, self.total_epochs):
-            if cfg.pruning.lottery and epoch == self.first_phase:
-                self.history["pruned"] = {**self.history["final"], **self.test_metrics()}
-                self._start_lottery_phase()
-            self.epoch = epoch
-            self._prune(epoch)
-            self.task.start_epoch()
-            self.model.train()
-            epoch_start, window = time.perf_counter(), []
-            for i in range(self.steps_per_epoch):
-                loss, penalty = self._train_step()
-                window.append(loss)
-                if self.step % cfg.train.log_every == 0 or i == self.steps_per_epoch - 1:
-                    rate = (i + 1) / (time.perf_counter() - epoch_start)
-                    record = {"step": self.step, "epoch": epoch, "split": "train", "loss": sum(window) / len(window),
-                              "penalty": penalty, "lr": self.optimizer.param_groups[0]["lr"],
-                              "sparsity": self._global_sparsity(), "steps_per_s": rate}
-                    self.run_dir.log_metrics(record)
-                    bar.set_postfix(loss=f"{record['loss']:.4g}", sparsity=f"{record['sparsity']:.2f}", steps_s=f"{rate:.1f}")
-                    window = []
-                bar.update(1)
-            self._check_finite_weights()  # before anything of this epoch is evaluated or saved
-            self.model.eval()
-            metrics = self.task.evaluate("valid")
-            self.model.train()
-            if self.lr_scheduler is not None:
-                self.lr_scheduler.step(metrics["loss"])
-            self.history["final"] = metrics
-            self.run_dir.log_metrics({"step": self.step, "epoch": epoch, "split": "valid", **metrics,
-                                      "sparsity": self._global_sparsity()})
-            bar.set_postfix({self.task.metric: f"{metrics[self.task.metric]:.4g}",
-                             "sparsity": f"{self._global_sparsity():.2f}"})
-            self._snapshot_embeddings(epoch)
-            if (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch == self.total_epochs - 1:
-                self.run_dir.save_checkpoint(self._state(epoch))
-        bar.close()
-        return self._summary(time.perf_counter() - started)
-
-    def _check_finite_weights(self) -> None:
+    # ------------------------------------------------------------------ the end of an epoch
+    def check_finite_weights(self) -> None:
         """Raise DivergenceError if a weight became NaN or infinite (the last good checkpoint stays)."""
         for name, tensor in self.model.state_dict().items():
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
@@ -289,33 +253,44 @@ class Trainer:
                     f"(optim.lr = {self.cfg.optim.lr:g}) is probably too high, or the regulariser strength too large"
                 )
 
-    def _snapshot_embeddings(self, epoch: int) -> None:
+    def validate(self, epoch: int) -> dict[str, float]:
+        """Evaluate on the validation split, step the lr schedule, record and log the metrics."""
+        self.model.eval()
+        metrics = self.task.evaluate("valid")
+        self.model.train()
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step(metrics["loss"])
+        self.history["final"] = metrics
+        self.run_dir.log_metrics({"step": self.step, "epoch": epoch, "split": "valid", **metrics,
+                                  "sparsity": self.sparsity()})
+        return metrics
+
+    def snapshot_embeddings(self, epoch: int) -> None:
         """Learned neuron positions at the end of ``epoch``: ``embeddings/epoch_XXXX.pt`` ({layer: (N, c)})."""
         regs = self.model.rnn.regularizers
         if regs is None or not any(reg.learn_embedding for reg in regs):
             return
         points = {str(layer): reg.embedding.detach().cpu().clone() for layer, reg in enumerate(regs)}
-        atomic_torch_save(points, self.run_dir.path / "embeddings" / f"epoch_{epoch:04d}.pt")
+        atomic_torch_save(points, self.run_dir.embedding_snapshot_path(epoch))
 
-    def _global_sparsity(self) -> float:
+    def sparsity(self) -> float:
+        """Fraction of the pruned matrices' entries that are masked."""
         return sparsity_report(self.pruned_weights, self.pruner.masks if self.pruner else None).sparsity
 
     def test_metrics(self) -> dict[str, Any]:
-        """``{"test": metrics}`` of the current model on the test split (language only: the other
-        tasks draw fresh evaluation data and have no test split), else ``{}``."""
-        if self.cfg.task != "language":
-            return {}
-        self.model.eval()
-        return {"test": self.task.evaluate("test")}
+        """``{"test": metrics}`` of the current model on the task's test split, ``{}`` without one
+        (navigation and adding draw fresh evaluation data)."""
+        return self.task.test_metrics()
 
-    def _summary(self, wall_time: float) -> dict[str, Any]:
+    def summary(self, wall_time: float) -> dict[str, Any]:
+        """The run's results (``summary.json``)."""
         final = self.history["final"]
         summary: dict[str, Any] = {
             "task": self.cfg.task,
             "metric": self.task.metric,
             "value": final[self.task.metric],
             "valid": final,
-            "sparsity": self._global_sparsity(),
+            "sparsity": self.sparsity(),
             "per_matrix_sparsity": {
                 row.name: row.sparsity
                 for row in sparsity_report(self.pruned_weights, self.pruner.masks if self.pruner else None).matrices
@@ -326,11 +301,130 @@ class Trainer:
             "device": str(self.device),
         }
         summary.update(self.test_metrics())
-        if self.cfg.task == "language":
-            summary["data"] = self.task.data_description
+        summary.update(self.task.summary_extras())
         if self.cfg.pruning.lottery and "pruned" in self.history:
             summary["pruned_model"] = self.history["pruned"]
         return summary
+
+    def run(self) -> dict[str, Any]:
+        """Resume if possible, train to the end, return the summary (raises what ended the run)."""
+        self.resume()
+        (outcome,) = fit([self], SingleStep(self), self.quiet)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+StepResult = tuple[float, "float | None"] | DivergenceError | None  # (loss, penalty), what ended the run, or dead
+
+
+class Step(Protocol):
+    """How the runs of one :func:`fit` take their training steps."""
+
+    def prune(self, epoch: int, alive: list[bool]) -> None:
+        """Masks of ``epoch`` for the live runs."""
+
+    def __call__(self, alive: list[bool], will_log: bool) -> list[StepResult]:
+        """One optimiser step of every live run: (training loss, penalty before the step; None
+        unless ``will_log``), or the DivergenceError of a run whose loss became NaN or infinite
+        (the step sets its ``alive`` entry to False), or None for a run that was dead already."""
+
+    def state(self, k: int, epoch: int) -> dict[str, Any]:
+        """The checkpoint of run ``k`` at the end of ``epoch``."""
+
+
+class SingleStep:
+    """One run trains on its own (the plain case)."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+
+    def prune(self, epoch: int, alive: list[bool]) -> None:
+        self.trainer.prune(epoch)
+
+    def __call__(self, alive: list[bool], will_log: bool) -> list[StepResult]:
+        try:
+            return [self.trainer.train_step()]
+        except DivergenceError as error:
+            alive[0] = False
+            return [error]
+
+    def state(self, k: int, epoch: int) -> dict[str, Any]:
+        return self.trainer.state(epoch)
+
+
+def fit(trainers: Sequence[Trainer], step: Step, quiet: bool = False) -> list[Outcome]:
+    """Train ``trainers`` (resumed at the same epoch and step, same schedule) to the end with ``step``.
+
+    Returns one outcome per run: its summary, or the DivergenceError that ended it (that run is
+    marked failed in its directory; the others go on). Any other error propagates.
+    """
+    first, k = trainers[0], len(trainers)
+    cfg = first.cfg
+    started = time.perf_counter()
+    bar = tqdm(
+        total=first.total_epochs * first.steps_per_epoch, initial=first.start_epoch * first.steps_per_epoch,
+        disable=not (sys.stderr.isatty() and not quiet), dynamic_ncols=True,
+        desc=cfg.task if k == 1 else f"{cfg.task} x{k}",
+    )
+    alive, errors = [True] * k, [None] * k
+
+    def failed(i: int, error: Exception) -> None:
+        alive[i], errors[i] = False, error
+        trainers[i].run_dir.mark_failed(error)
+
+    for epoch in range(first.start_epoch, first.total_epochs):
+        live = [t for t, ok in zip(trainers, alive) if ok]
+        for t in live:
+            if t.cfg.pruning.lottery and epoch == t.first_phase:
+                t.history["pruned"] = {**t.history["final"], **t.test_metrics()}
+                t.start_lottery_phase()
+            t.epoch = epoch
+        step.prune(epoch, alive)
+        for t in live:
+            t.task.start_epoch()
+            t.model.train()
+        epoch_start, windows = time.perf_counter(), [[] for _ in trainers]
+        for i in range(first.steps_per_epoch):
+            last = i == first.steps_per_epoch - 1
+            will_log = (first.step + 1) % cfg.train.log_every == 0 or last
+            results = step(alive, will_log)
+            for j, (t, result) in enumerate(zip(trainers, results)):
+                if isinstance(result, DivergenceError):
+                    failed(j, result)
+                elif result is not None:
+                    windows[j].append(result[0])
+            if will_log:
+                rate = (i + 1) / (time.perf_counter() - epoch_start)
+                for j, (t, result) in enumerate(zip(trainers, results)):
+                    if alive[j]:
+                        record = {"step": t.step, "epoch": epoch, "split": "train",
+                                  "loss": sum(windows[j]) / len(windows[j]), "penalty": result[1],
+                                  "lr": t.optimizer.param_groups[0]["lr"], "sparsity": t.sparsity(), "steps_per_s": rate}
+                        t.run_dir.log_metrics(record)
+                        bar.set_postfix(loss=f"{record['loss']:.4g}", sparsity=f"{record['sparsity']:.2f}", steps_s=f"{rate:.1f}")
+                windows = [[] for _ in trainers]
+            bar.update(1)
+            if not any(alive):
+                break
+        for j, t in enumerate(trainers):
+            if not alive[j]:
+                continue
+            try:
+                t.check_finite_weights()  # before anything of this epoch is evaluated or saved
+            except DivergenceError as error:
+                failed(j, error)
+                continue
+            metrics = t.validate(epoch)
+            bar.set_postfix({t.task.metric: f"{metrics[t.task.metric]:.4g}", "sparsity": f"{t.sparsity():.2f}"})
+            t.snapshot_embeddings(epoch)
+            if (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch == t.total_epochs - 1:
+                t.run_dir.save_checkpoint(step.state(j, epoch))
+        if not any(alive):
+            break
+    bar.close()
+    wall = time.perf_counter() - started
+    return [error if error is not None else t.summary(wall) for t, error in zip(trainers, errors)]
 
 
 def run_config(cfg: RunConfig, quiet: bool = False) -> dict[str, Any]:

@@ -44,3 +44,25 @@ def test_forward_is_torch_linear():
     x = torch.randn(5, 4)
     out = Dense(3, 4, bias=True)(x, Vector([layer.weight, layer.bias]))
     torch.testing.assert_close(out, layer(x))
+
+
+def test_mass_zero_dense_is_frozen_like_every_atom():
+    frozen = Dense(4, 3, bias=True, mass=0.0)
+    w = frozen.initialize(generator=torch.Generator().manual_seed(0))
+    update = Vector([torch.ones(4, 3), torch.ones(4)])
+    frozen.normalize(update)
+    assert all(float(t.abs().sum()) == 0.0 for t in update)
+    assert all(float(t.abs().sum()) == 0.0 for t in frozen.dualize(Vector([torch.ones(4, 3), torch.ones(4)])))
+    assert len(w) == 2
+
+
+def test_one_spectral_normaliser_keeps_a_zero_matrix_from_stalling_the_warm_start():
+    from modula_core.linalg import spectral_norm_estimate
+
+    buffers: dict = {}
+    w = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+    sigma = spectral_norm_estimate(w, buffers, steps=30)
+    assert float(sigma) == pytest.approx(float(torch.linalg.matrix_norm(w, ord=2)), rel=1e-4)
+    start = buffers["u"].clone()
+    assert float(spectral_norm_estimate(torch.zeros(5, 4), buffers, steps=2)) == 0.0
+    assert torch.equal(buffers["u"], start)  # the zero matrix left the warm start as it was

@@ -14,7 +14,8 @@ from moduli.run_dir import RunDir
 from moduli.sweep import run_sweep
 from moduli.training import Trainer, run_config
 from moduli.training import batched
-from moduli.training.batched import seed_groups, stacked_elman, train_batched, unsupported_reason
+from moduli.models import stacked_elman
+from moduli.training.batched import seed_groups, train_batched, unsupported_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = {"steps_per_s", "wall_time_s", "batched_runs"}
@@ -106,6 +107,10 @@ def max_weight_difference(pairs: list[tuple[RunConfig, RunConfig]]) -> float:
         ("navigation", [5, 6], ["navigation.start_tuning=gaussian", "model.recurrent_init=orthogonal"]),
         ("adding", [1, 2], ["model.recurrent_init=he_uniform"]),
         ("adding", [0, 1], ["train.stabilise_epochs=2"]),  # two more epochs under the final mask
+        # rows, torus DoG, magnitude pruning to 90%, clip 0.5 per run (a larger lr: the seeds' errors differ)
+        ("digits", [0, 1, 2], ["optim.lr=0.02", "pruning.target=0.5"]),
+        ("digits", [3, 4], ["digits.read=pixels", "pruning.method=random", "regularizer.kind=l1", "optim.lr=0.02",
+                            "pruning.target=0.5"]),
     ],
 )
 def test_batched_runs_equal_the_runs_trained_one_by_one(tmp_path, task, seeds, overrides):
@@ -222,13 +227,13 @@ def test_interrupted_group_resumes_batched_and_equals_uninterrupted_runs(tmp_pat
     assert not any(RunDir.path_for(c).joinpath("summary.json").exists() for c in ours)
 
     starts = []
-    original_run = batched._BatchedGroup.run
+    original_run = batched.StackedSeeds.run
 
     def recording_run(self):
         starts.append((self.start_epoch, self.k))
         return original_run(self)
 
-    monkeypatch.setattr(batched._BatchedGroup, "run", recording_run)
+    monkeypatch.setattr(batched.StackedSeeds, "run", recording_run)
     outcomes = train_batched(ours, quiet=True)
     assert starts == [(1, 3)]
     for seed, cfg, summary in zip(seeds, ours, outcomes):
@@ -258,7 +263,7 @@ def test_group_interrupted_at_different_epochs_resumes_one_by_one(tmp_path, monk
 
 def test_a_diverging_run_fails_alone_and_the_others_are_unaffected(tmp_path, monkeypatch):
     ours = [tiny(tmp_path / "batched", "adding", s) for s in (0, 1, 2)]
-    original_losses = batched._BatchedGroup._losses
+    original_losses = batched.StackedSeeds.losses
 
     def run_one_diverges_at_step_3(self):
         losses = original_losses(self)
@@ -266,7 +271,7 @@ def test_a_diverging_run_fails_alone_and_the_others_are_unaffected(tmp_path, mon
             losses = torch.where(torch.arange(self.k) == 1, torch.tensor(float("inf")), losses)
         return losses
 
-    monkeypatch.setattr(batched._BatchedGroup, "_losses", run_one_diverges_at_step_3)
+    monkeypatch.setattr(batched.StackedSeeds, "losses", run_one_diverges_at_step_3)
     outcomes = train_batched(ours, quiet=True)
     assert isinstance(outcomes[1], batched.DivergenceError) and "at step 3" in str(outcomes[1])
     assert RunDir.open(RunDir.path_for(ours[1])).status == "failed"
@@ -274,3 +279,73 @@ def test_a_diverging_run_fails_alone_and_the_others_are_unaffected(tmp_path, mon
     for i in (0, 2):
         reference_cfg = tiny(tmp_path / "single", "adding", i)
         assert_same_run(ours[i], reference_cfg, outcomes[i], run_config(reference_cfg, quiet=True))
+
+
+# ------------------------------------------------------------------------------ the one loop
+def test_weights_turning_nan_fail_that_run_alone_before_its_checkpoint(tmp_path, monkeypatch):
+    """The finite-weight check of the plain loop holds for batched runs: NaN written into run 1's
+    W_hh by the last step of epoch 1 fails run 1 without a checkpoint of that epoch."""
+    ours = [tiny(tmp_path / "batched", "adding", s, "train.epochs=3") for s in (0, 1, 2)]
+    original_step = batched.StackedSeeds.__call__
+
+    def poisoning_step(self, alive, will_log):
+        results = original_step(self, alive, will_log)
+        if self.step == 10:
+            with torch.no_grad():
+                self.params["rnn.weight_hh_l0"][1, 0, 0] = float("nan")
+        return results
+
+    monkeypatch.setattr(batched.StackedSeeds, "__call__", poisoning_step)
+    outcomes = train_batched(ours, quiet=True)
+    assert isinstance(outcomes[1], batched.DivergenceError)
+    assert "the weights (rnn.weight_hh_l0) became NaN or infinite at step 10" in str(outcomes[1])
+    failed = RunDir.open(RunDir.path_for(ours[1]))
+    assert failed.status == "failed" and state(ours[1])["epoch"] == 0  # epoch 1 was never saved
+    assert all(isinstance(outcomes[i], dict) and outcomes[i]["steps"] == 15 for i in (0, 2))
+
+
+def test_progress_bar_counts_every_step_of_single_and_batched_runs(tmp_path, monkeypatch):
+    from moduli.training import loop
+
+    bars = []
+
+    class Bar:
+        def __init__(self, **kwargs):
+            self.kwargs, self.steps, self.postfix = kwargs, 0, None
+            bars.append(self)
+
+        def update(self, n):
+            self.steps += n
+
+        def set_postfix(self, *args, **kwargs):
+            self.postfix = kwargs or args[0]
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(loop, "tqdm", Bar)
+    run_config(tiny(tmp_path, "adding", 0, "train.stabilise_epochs=1"), quiet=True)
+    train_batched([tiny(tmp_path, "adding", s, "train.stabilise_epochs=1") for s in (1, 2)], quiet=True)
+    single, group = bars
+    assert single.kwargs["desc"] == "adding" and group.kwargs["desc"] == "adding x2"
+    assert single.kwargs["total"] == group.kwargs["total"] == 15 and single.steps == group.steps == 15
+    assert "mse" in single.postfix and "mse" in group.postfix  # the last epoch's validation metric
+
+
+@pytest.mark.parametrize(
+    "overrides, reason",
+    [
+        (["optim.lr_schedule=plateau"], "learning-rate schedule 'plateau' (one lr per run)"),
+        (["pruning.lottery=true"], "lottery retraining"),
+        (["pruning.method=moduli"], "moduli pruning"),
+        (["optim.name=modular_adam"], "optimiser 'modular_adam'"),
+        (["regularizer.learn_embedding=true"], "a learned embedding"),
+    ],
+)
+def test_features_the_batched_step_lacks_are_refused_by_name(tmp_path, overrides, reason):
+    cfgs = [tiny(tmp_path, "adding", s, *overrides) for s in (0, 1)]
+    assert unsupported_reason(cfgs[0]) == reason and seed_groups(cfgs) == [[0], [1]]
+    with pytest.raises(ValueError, match="cannot be trained batched"):
+        train_batched(cfgs)
+    language = tiny(tmp_path, "language", 0)
+    assert unsupported_reason(language) == "task 'language' (only navigation, adding, digits are batched)"

@@ -328,7 +328,7 @@ def _independent_hash(cfg: RunConfig) -> str:
     for (section, key), default in _LATER_KEYS_AT_DEFAULT.items():
         if data[section][key] == default:
             del data[section][key]
-    for task in ("navigation", "adding", "language"):
+    for task in ("navigation", "adding", "language", "digits"):
         if task != cfg.task:
             del data[task]
     if cfg.task != "language":

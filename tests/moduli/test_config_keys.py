@@ -23,7 +23,7 @@ from moduli.config.schema import TASKS
 from moduli.errors import ModuliError
 from moduli.run_dir import RunDir
 from moduli.tasks import wikitext_download
-from moduli.tasks.errors import DataError
+from moduli.errors import DataError
 from moduli.training import run_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +51,8 @@ EFFECTS: dict[tuple[str | None, str], tuple[list[str], str]] = {
     ("adding", "adding.seq_len"): ([], "12"),
     ("adding", "adding.eval_batches"): ([], "2"),
     ("adding", "adding.eval_batch_size"): ([], "40"),
+    ("digits", "digits.read"): ([], "pixels"),
+    ("digits", "digits.split_seed"): ([], "1"),
     ("language", "language.data_dir"): ([], "{other_corpus}"),
     ("language", "language.offline_splits"): ([], "true"),
     ("language", "language.bptt"): ([], "6"),
@@ -63,6 +65,7 @@ EFFECTS: dict[tuple[str | None, str], tuple[list[str], str]] = {
     ("language", "model.nonlinearity"): ([], "relu"),
     (ANY, "model.bias"): ([], "true"),
     ("adding", "model.bias"): ([], "false"),
+    ("digits", "model.bias"): ([], "false"),
     ("language", "model.bias"): ([], "false"),
     ("language", "model.embedding_size"): ([], "8"),
     (ANY, "model.dropout"): ([], "0.5"),  # refused by navigation and adding
@@ -131,6 +134,7 @@ REFUSED = {
     ("navigation", "model.num_layers"), ("adding", "model.num_layers"),
     ("navigation", "model.dropout"), ("adding", "model.dropout"),
     ("navigation", "regularizer.extra_l1"), ("adding", "regularizer.extra_l1"),
+    ("digits", "model.num_layers"), ("digits", "model.dropout"), ("digits", "regularizer.extra_l1"),
 }
 CUDA_ONLY = {"train.device", "train.precision"}
 

@@ -11,7 +11,7 @@ import torch
 
 from moduli.config import RunConfig, load_config
 from moduli.tasks import PlaceCells
-from moduli.training import tasks as training_tasks
+from moduli import tasks as training_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")

@@ -16,7 +16,7 @@ from moduli.config import RunConfig, load_config
 from moduli.manifolds import get_manifold
 from moduli.run_dir import RunDir
 from moduli.training import Trainer
-from moduli.training import tasks as training_tasks
+from moduli import tasks as training_tasks
 from moduli.training.builders import EMBEDDING_SEED_OFFSET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def test_language_runs_carry_the_extra_l1_on_embedding_decoder_and_input_matrice
     expected = 0.1 * sum(l1[name] for name in EXTRA_L1_MATRICES)
     moduli = float(trainer.model.penalty().detach())
     assert (moduli == 0.0) == (recipe == "none")
-    _, penalty = trainer._train_step()  # the penalty of the weights before the step
+    _, penalty = trainer.train_step()  # the penalty of the weights before the step
     assert penalty == pytest.approx(moduli + expected, rel=1e-5)
     # not the recurrent matrices, not the biases: adding any of them changes the sum
     for other in ("rnn.weight_hh_l0", "rnn.weight_hh_l2", "rnn.bias_ih_l0"):
@@ -62,7 +62,7 @@ def test_language_runs_carry_the_extra_l1_on_embedding_decoder_and_input_matrice
     # and nothing at all without the extra term
     off = trainer_of(tiny(tmp_path / "off", "language", "optim.lr=1e-9", "pruning.method=none",
                           "regularizer.extra_l1=0", recipe=recipe))
-    assert off._train_step()[1] == pytest.approx(moduli, rel=1e-5, abs=0.0)
+    assert off.train_step()[1] == pytest.approx(moduli, rel=1e-5, abs=0.0)
 
 
 # ------------------------------------------------------------------- lottery: learning rate
@@ -116,14 +116,14 @@ def _lottery_positions(tmp_path: Path, monkeypatch, *overrides: str, recipe: str
     """(trained model's positions at the end of the first training, the lottery model's positions
     at its start, the lottery model at the end)."""
     seen = {}
-    start = Trainer._start_lottery_phase
+    start = Trainer.start_lottery_phase
 
     def recording(self):
         seen["trained"] = positions(self)
         start(self)
         seen["lottery"] = positions(self)
 
-    monkeypatch.setattr(Trainer, "_start_lottery_phase", recording)
+    monkeypatch.setattr(Trainer, "start_lottery_phase", recording)
     cfg = tiny(tmp_path, "adding", "train.epochs=2", "pruning.lottery=true", "pruning.target=0.5", *overrides,
                recipe=recipe)
     trainer = trainer_of(cfg)
@@ -184,13 +184,13 @@ def test_positions_move_during_training_and_stay_frozen_in_the_stabilising_epoch
     cfg = tiny(tmp_path, "adding", "train.epochs=2", "train.stabilise_epochs=2", "pruning.target=0.5",
                recipe="learned_torus")
     trainer = trainer_of(cfg)
-    weights, snapshot = [], Trainer._snapshot_embeddings
+    weights, snapshot = [], Trainer.snapshot_embeddings
 
     def also_weights(self, epoch):
         weights.append(self.model.rnn.weight_hh_l0.detach().clone())
         snapshot(self, epoch)
 
-    trainer._snapshot_embeddings = also_weights.__get__(trainer)
+    trainer.snapshot_embeddings = also_weights.__get__(trainer)
     summary = trainer.run()
     assert summary["steps"] == 4 * cfg.train.steps_per_epoch
     snaps = [torch.load(RunDir.path_for(cfg) / "embeddings" / f"epoch_{e:04d}.pt", weights_only=True)["0"]

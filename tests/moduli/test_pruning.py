@@ -11,7 +11,6 @@ from torch import nn
 from moduli.pruning import (
     CubicSchedule,
     LinearRamp,
-    MaskedModel,
     OneShot,
     Pruner,
     from_torch_prune,
@@ -399,7 +398,7 @@ def test_gradient_hooks_zero_masked_gradients():
     model = _small_mlp()
     reference = copy.deepcopy(model)
     masks = magnitude_masks(select_parameters(model, ["0.weight"]), 0.5)
-    pruner = MaskedModel(model, masks)
+    pruner = Pruner(model, masks)
     with torch.no_grad():
         reference[0].weight.mul_(masks["0.weight"])
     x = torch.randn(5, 6)

@@ -136,7 +136,7 @@ def test_lottery_phase_of_a_training_run_follows_the_rule(tmp_path, monkeypatch,
     )
     trainer = Trainer(cfg, RunDir.create(cfg), quiet=True)
     assert_rule(trainer.model.rnn.weight_hh_l0.detach(), rule)
-    trainer._prune(cfg.train.epochs - 1)  # the final mask (95 %)
+    trainer.prune(cfg.train.epochs - 1)  # the final mask (95 %)
     mask = trainer.pruner.masks["rnn.weight_hh_l0"].clone()
     assert 0 < int(mask.sum()) < mask.numel()
     before_mask = {}
@@ -147,6 +147,6 @@ def test_lottery_phase_of_a_training_run_follows_the_rule(tmp_path, monkeypatch,
         return original(params, masks)
 
     monkeypatch.setattr(lottery_module, "apply_masks_", capture)
-    trainer._start_lottery_phase()
+    trainer.start_lottery_phase()
     assert_rule(before_mask["rnn.weight_hh_l0"], rule)  # re-initialised by the rule ...
     assert torch.equal(trainer.model.rnn.weight_hh_l0.detach(), before_mask["rnn.weight_hh_l0"] * mask)  # ... then masked

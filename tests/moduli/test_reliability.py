@@ -377,7 +377,7 @@ def test_diverging_subprocess_exit_status_1(tmp_path):
 def test_weights_turning_nan_at_the_end_of_an_epoch_are_never_checkpointed(tmp_path, monkeypatch):
     """A step with a finite loss can still leave NaN weights; they must not overwrite the last
     good checkpoint (here: NaN written into W_hh by the last step of epoch 1)."""
-    original = Trainer._train_step
+    original = Trainer.train_step
 
     def poisoning_step(self):
         result = original(self)
@@ -386,7 +386,7 @@ def test_weights_turning_nan_at_the_end_of_an_epoch_are_never_checkpointed(tmp_p
                 self.model.rnn.weight_hh_l0[0, 0] = float("nan")
         return result
 
-    monkeypatch.setattr(Trainer, "_train_step", poisoning_step)
+    monkeypatch.setattr(Trainer, "train_step", poisoning_step)
     cfg = load_config([ADDING, TINY], [f"out_dir={tmp_path}", "train.epochs=3"])
     with pytest.raises(DivergenceError, match=r"the weights \(rnn.weight_hh_l0\) became NaN or infinite at step 10;"):
         run_config(cfg, quiet=True)

@@ -15,7 +15,7 @@ from moduli.cli import main as cli_main
 from moduli.config import RunConfig, load_config
 from moduli.run_dir import RunDir
 from moduli.training import DivergenceError, Trainer, run_config
-from moduli.training import tasks as training_tasks
+from moduli import tasks as training_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_DATA = str(ROOT / "data" / "tiny-wikitext")
