@@ -14,9 +14,26 @@ from typing import Iterator
 
 from .errors import RunInterrupted
 
-__all__ = ["SIGNALS", "interruptible"]
+__all__ = ["SIGNALS", "deferred", "interruptible"]
 
 SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+_deferring = 0  # depth of nested deferred() blocks in the main thread
+_pending: int | None = None  # a signal that arrived inside a deferred() block
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold back an interruption until the block ends (e.g. a checkpoint and the record of its
+    step, which must not be separated), then raise it."""
+    global _deferring, _pending
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if _deferring == 0 and _pending is not None:
+            signum, _pending = _pending, None
+            raise RunInterrupted(signum)
 
 
 @contextmanager
@@ -28,10 +45,14 @@ def interruptible() -> Iterator[None]:
     raised = False
 
     def handler(signum: int, frame: object) -> None:
+        global _pending
         nonlocal raised
         if raised:
             return
         raised = True
+        if _deferring:
+            _pending = signum
+            return
         raise RunInterrupted(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}

@@ -39,6 +39,7 @@ from .atomic import (
 )
 from .config import RunConfig, config_hash, config_to_yaml, load_config, validate_config
 from .errors import CheckpointError, ConfigError, RunDirError, RunLockedError
+from .interrupts import deferred
 from .run_lock import RunLock
 from .tensorboard_mirror import TensorBoardMirror
 
@@ -403,8 +404,9 @@ class RunDir:
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise ValueError(f"checkpoint state needs an integer 'step' >= 0 (steps completed), got {step!r}")
         payload = {"format": _CHECKPOINT_FORMAT, "config_hash": self.config_hash, "state": state}
-        atomic_torch_save(payload, self.checkpoint_path)
-        self.checkpoint_step = step
+        with deferred():  # a signal in between would leave checkpoint_step behind the file
+            atomic_torch_save(payload, self.checkpoint_path)
+            self.checkpoint_step = step
 
     def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any] | None:
         """The saved state, or None if there is no checkpoint.

@@ -65,6 +65,23 @@ def format_bytes(count: float) -> str:
     return f"{count:.3g} PiB"
 
 
+def _largest_hidden_size(cfg: RunConfig, available: int) -> int:
+    """The largest hidden size whose :func:`training_bytes` (a quadratic a N^2 + b N) fits ``available``."""
+    import dataclasses
+    import math
+
+    def needed(n: int) -> int:
+        return training_bytes(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, hidden_size=n)))
+
+    quadratic, linear = (needed(2) - 2 * needed(1)) / 2, (4 * needed(1) - needed(2)) / 2
+    n = int((-linear + math.sqrt(linear * linear + 4 * quadratic * available)) / (2 * quadratic))
+    while n > 1 and needed(n) > available:  # floating-point rounding of the root
+        n -= 1
+    while needed(n + 1) <= available:
+        n += 1
+    return n
+
+
 def check_memory(cfg: RunConfig) -> None:
     """Raise ConfigError if training ``cfg`` cannot fit in the memory of its device."""
     from .validate import config_error
@@ -76,11 +93,10 @@ def check_memory(cfg: RunConfig) -> None:
     needed = training_bytes(cfg)
     if needed <= available:
         return
-    per_weight, layers = _bytes_per_recurrent_weight(cfg), cfg.model.num_layers
-    largest = int((available / (per_weight * layers)) ** 0.5)
+    largest, per_weight = _largest_hidden_size(cfg, available), _bytes_per_recurrent_weight(cfg)
     raise config_error(
         f"model.hidden_size = {cfg.model.hidden_size} needs at least {format_bytes(needed)} to train "
         f"({per_weight} bytes per recurrent weight: the weights, their gradients, the optimiser state, the penalty "
         f"coefficients and mask; and the hidden states), more than {name} ({format_bytes(available)}); allowed here: "
-        f"model.hidden_size below {largest}"
+        f"model.hidden_size at most {largest}"
     )
