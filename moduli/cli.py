@@ -5,13 +5,15 @@ files merged in order. User errors (bad configs, missing data or run directories
 checkpoints) print one line ``error: ...`` on stderr and exit with status 2; a run that fails
 while it runs (``errors.RunFailedError``, e.g. a diverging loss) prints one line as well and
 exits with status 1; ``--debug`` shows the traceback instead. Configs are validated before
-anything is written.
+anything is written. SIGINT (Ctrl-C) and SIGTERM stop a command with one line saying how to
+resume it and exit status 130 / 143; the interrupted runs keep their last checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from typing import Any, Sequence
 
@@ -85,7 +87,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not args.quiet:
         finished = run.summary is not None
         print(f"run directory: {run.run_dir}" + (" (already finished)" if finished else ""), file=sys.stderr)
-    _print_json(train_or_reuse(run.config, args.quiet))
+    _print_json(train_or_reuse(run.config, args.quiet, wait=args.wait))
     return 0
 
 
@@ -118,6 +120,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         slurm_options=slurm_options,
         base_overrides=overrides + _out_dir_override(args.out_dir),
         quiet=args.quiet,
+        wait=args.wait,
     )
     if args.csv:
         atomic_write_text(args.csv, table.to_csv(index=False))
@@ -144,7 +147,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     slurm_options = _slurm_options(args)
     result = reproduce(
         args.table, args.preset, jobs=args.jobs, out_dir=args.out, runs_dir=args.runs_dir,
-        executor=args.executor, slurm_options=slurm_options, dry_run=args.dry_run, quiet=args.quiet,
+        executor=args.executor, slurm_options=slurm_options, dry_run=args.dry_run, quiet=args.quiet, wait=args.wait,
     )
     if args.dry_run:
         return 0
@@ -171,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress output")
     common.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    waiting = argparse.ArgumentParser(add_help=False)
+    waiting.add_argument(
+        "--wait", action="store_true",
+        help="if another process is training a run directory, wait for it (default: stop with exit status 2)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="moduli",
@@ -182,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
-        parents=[common],
+        parents=[common, waiting],
         help="train one run (resumes an unfinished one)",
         description="Train one run. YAML files merge in order (later wins), then key=value overrides.",
         epilog=_EXAMPLES_TRAIN,
@@ -205,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser(
         "sweep",
-        parents=[common],
+        parents=[common, waiting],
         help="run a grid of configs x seeds",
         description=(
             "Run every combination of the --grid values for every seed. All cells are validated "
@@ -226,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     repro = sub.add_parser(
         "reproduce",
-        parents=[common],
+        parents=[common, waiting],
         help="reproduce a sparsity table of the paper (runs, tables, figures)",
         description=(
             "Train every row x column x seed of a table (finished runs are reused), then write "
@@ -266,15 +274,39 @@ def _is_user_error(exc: BaseException) -> bool:
     return isinstance(exc, (errors.ModuliError, FileNotFoundError))
 
 
+def _interrupted_message(interrupt: errors.RunInterrupted, argv: Sequence[str]) -> str:
+    """One line: which signal, what each interrupted run keeps, and the command that resumes."""
+    runs = getattr(interrupt, "runs", [])
+    if len(runs) == 1:
+        path, step, kept = runs[0]
+        where = f"{path} stopped" + ("" if step is None else f" at step {step}")
+        where += "; no checkpoint yet" if kept is None else f"; its checkpoint of step {kept} is kept"
+    elif runs:
+        where = f"{len(runs)} runs stopped, each keeps its last checkpoint"
+    else:
+        where = "unfinished runs keep their last checkpoints"
+    command = "moduli " + " ".join(shlex.quote(a) for a in argv)
+    return f"interrupted by {interrupt.signal_name}: {where} (status interrupted); resume with: {command}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    from .interrupts import interruptible
+
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
-        return args.func(args)
+        with interruptible():
+            return args.func(args)
+    except errors.RunInterrupted as interrupt:
+        if args.debug:
+            raise
+        print(_interrupted_message(interrupt, argv), file=sys.stderr, flush=True)
+        return interrupt.exit_status
     except Exception as exc:
         if args.debug or not _is_user_error(exc):
             raise

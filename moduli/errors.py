@@ -5,7 +5,9 @@ corrupt checkpoint, a read-only output directory). The command line prints such 
 line and exits with status 2 instead of showing a traceback. A *run failure*
 (:class:`RunFailedError`, e.g. a diverging loss) is a valid run that failed while it ran: one
 line as well, exit status 1. Every such error is a :class:`ModuliError`; the task data loaders
-raise :class:`DataError`.
+raise :class:`DataError`. A run directory another process is writing raises
+:class:`RunLockedError` (exit status 2). SIGINT and SIGTERM stop a command with
+:class:`RunInterrupted` (exit status 130 and 143).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ __all__ = [
     "StorageError",
     "DependencyError",
     "RunFailedError",
+    "RunLockedError",
+    "RunInterrupted",
 ]
 
 
@@ -52,3 +56,31 @@ class DependencyError(ModuliError, ImportError):
 
 class RunFailedError(ModuliError):
     """A valid run failed while it ran (e.g. its loss diverged); the command line exits with 1."""
+
+
+class RunLockedError(ModuliError):
+    """Another process holds the run directory's lock (it is training that run)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: the command stops, its runs keep their last checkpoints.
+
+    A :class:`KeyboardInterrupt`, so that ``except Exception`` never swallows it; ``signum`` is
+    the signal, and the command line exits with ``128 + signum`` (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        """``128 + signum``, as a shell reports a process ended by the signal."""
+        return 128 + self.signum
+
+    @property
+    def signal_name(self) -> str:
+        """``SIGINT`` or ``SIGTERM``."""
+        import signal
+
+        return signal.Signals(self.signum).name

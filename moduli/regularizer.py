@@ -260,7 +260,25 @@ class ModuliRegularizer(nn.Module):
 
     def _check_weight(self, weight: Tensor) -> None:
         n = self.num_neurons
-        if not isinstance(weight, Tensor) or weight.shape != (n, n):
+        if isinstance(weight, torch.nn.Module):
+            names = [name for name, _ in weight.named_parameters() if name.startswith("weight")]
+            example = f"layer.{names[-1]}" if names else "layer.weight"
+            raise TypeError(
+                f"the regulariser takes the ({n}, {n}) recurrent weight tensor, not a module ({type(weight).__name__}); "
+                f"pass the tensor, e.g. reg({example})"
+            )
+        if not isinstance(weight, Tensor):
+            fix = "convert it with torch.from_numpy(w)" if type(weight).__module__.startswith("numpy") else "pass a torch.Tensor"
+            raise TypeError(
+                f"the regulariser needs the ({n}, {n}) recurrent weight as a torch.Tensor, got a "
+                f"{type(weight).__module__}.{type(weight).__name__}; {fix}"
+            )
+        if weight.device != self.embedding.device:
+            raise ValueError(
+                f"the weight matrix is on {weight.device} but the regulariser is on {self.embedding.device}; move "
+                f"the regulariser with reg.to(weight.device) (a model moves its regularisers with model.to(device))"
+            )
+        if weight.shape != (n, n):
             raise ValueError(
                 f"the regulariser was built for {n} neurons and needs an ({n}, {n}) weight matrix, "
                 f"got {tuple(getattr(weight, 'shape', ()))}; build it with num_neurons equal to the hidden size"

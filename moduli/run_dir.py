@@ -6,7 +6,8 @@ Layout of ``<out_dir>/<task>-<config_hash>/``:
 - ``environment.json``  versions, platform, device, git revision, command line, start time
 - ``metrics.jsonl``     one JSON object per logged step or epoch; each has an integer ``step``
 - ``checkpoints/last.pt`` the latest training state (written atomically)
-- ``status.json``       ``{"status": "running" | "finished" | "failed", ...}``
+- ``status.json``       ``{"status": "running" | "finished" | "failed" | "interrupted", ...}``
+- ``.lock``             present while a process trains the run (:mod:`moduli.run_lock`)
 - ``summary.json``      final results, written last: its presence means the run is finished
 - ``tensorboard/``      with ``train.tensorboard: true``, the metrics records as TensorBoard scalars
 - ``embeddings/``       learned neuron positions at the end of every epoch, ``epoch_XXXX.pt``
@@ -37,7 +38,9 @@ from .atomic import (
     read_jsonl,
 )
 from .config import RunConfig, config_hash, config_to_yaml, load_config, validate_config
-from .errors import CheckpointError, ConfigError, RunDirError
+from .errors import CheckpointError, ConfigError, RunDirError, RunLockedError
+from .interrupts import deferred
+from .run_lock import RunLock
 from .tensorboard_mirror import TensorBoardMirror
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["RunDir", "STATUSES", "environment_info"]
 
-STATUSES: tuple[str, ...] = ("running", "finished", "failed")
+STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
 _CHECKPOINT_FORMAT = 1  # version of the checkpoint payload layout
 
 
@@ -118,6 +121,7 @@ class RunDir:
         self.config_hash = config_hash(config)
         self._tensorboard: TensorBoardMirror | None = None  # opened by the first logged record
         self._tensorboard_purge_step: int | None = None  # set by resume()
+        self.checkpoint_step: int | None = None  # step of the checkpoint this handle last saved or loaded
 
     # -- locating and opening ------------------------------------------------------------------
     @staticmethod
@@ -132,10 +136,17 @@ class RunDir:
 
     @classmethod
     def record_failure(cls, cfg: RunConfig, error: BaseException) -> None:
-        """Mark ``cfg``'s run failed, if its directory exists and the run has not finished."""
+        """Mark ``cfg``'s run failed, if its directory exists, the run has not finished and no
+        other process is training it (its lock is free)."""
         run = cls(cls.path_for(cfg), cfg)
-        if run.path.is_dir() and not run.is_finished:
-            run.mark_failed(error)
+        if not run.path.is_dir() or run.is_finished:
+            return
+        try:
+            with RunLock(run.path):
+                if not run.is_finished:
+                    run.mark_failed(error)
+        except RunLockedError:
+            pass
 
     @classmethod
     def create(cls, cfg: RunConfig, *, check_hardware: bool = True) -> RunDir:
@@ -145,6 +156,15 @@ class RunDir:
         ``config.yaml``, ``environment.json`` and status ``running``; a finished run is
         returned untouched. Raises RunDirError if the directory holds a different config.
         """
+        run = cls.checked(cfg, check_hardware=check_hardware)
+        if not run.is_finished:
+            run.start()
+        return run
+
+    @classmethod
+    def checked(cls, cfg: RunConfig, *, check_hardware: bool = True) -> RunDir:
+        """The run directory of ``cfg``, with ``cfg`` validated and any stored config compared
+        (RunDirError if it differs); nothing is written."""
         validate_config(cfg, check_hardware=check_hardware)
         path = cls.path_for(cfg)
         run = cls(path, cfg)
@@ -155,18 +175,23 @@ class RunDir:
                     f"{path} holds a different config (hash {stored}) than this run ({run.config_hash}): "
                     f"its config.yaml was edited or the hashes collide; move or delete {path}"
                 )
-        if run.is_finished:
-            return run
-        ensure_dir(path)
-        atomic_write_text(run.config_path, config_to_yaml(cfg))
-        atomic_write_json(run.environment_path, environment_info(cfg.train.device))
-        run.set_status("running")
         return run
+
+    def start(self) -> None:
+        """Write ``config.yaml``, ``environment.json`` and status ``running`` (a new or resumed run)."""
+        ensure_dir(self.path)
+        atomic_write_text(self.config_path, config_to_yaml(self.config))
+        atomic_write_json(self.environment_path, environment_info(self.config.train.device))
+        self.set_status("running")
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
         """Open an existing run directory (e.g. to evaluate it) from its ``config.yaml``."""
         path = Path(path)
+        if path.is_file():
+            run = next((p for p in path.parents if (p / "config.yaml").is_file()), None)
+            hint = f"pass its run directory: {run}" if run is not None else "pass a directory made by 'moduli train'"
+            raise RunDirError(f"{path} is a file, not a run directory; {hint}")
         if not path.is_dir():
             raise RunDirError(f"run directory {path} does not exist; pass a directory made by 'moduli train'")
         config_file = path / "config.yaml"
@@ -247,15 +272,29 @@ class RunDir:
 
     @property
     def status(self) -> str:
-        """``finished`` if the summary exists, else the stored status (``missing`` if none)."""
+        """``finished`` if the summary exists, else the stored status (``missing`` if none).
+
+        Raises RunDirError naming ``status.json`` if the file is not a valid status record.
+        """
         if self.is_finished:
             return "finished"
+        record = self.status_record()
+        return "missing" if record is None else record["status"]
+
+    def status_record(self) -> dict[str, Any] | None:
+        """The contents of ``status.json`` (``status``, ``updated``, ``error``), or None without one."""
         if not self.status_path.is_file():
-            return "missing"
+            return None
         try:
-            return str(json.loads(self.status_path.read_text(encoding="utf-8"))["status"])
-        except (ValueError, KeyError, TypeError):
-            return "missing"
+            record = json.loads(self.status_path.read_text(encoding="utf-8"))
+            if not isinstance(record, dict) or record.get("status") not in STATUSES:
+                raise ValueError(f"no 'status' among {', '.join(STATUSES)}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RunDirError(
+                f"{self.status_path} is corrupt ({' '.join(str(exc).split())[:120]}); delete it: "
+                "'moduli train' writes it again when the run resumes"
+            ) from exc
+        return record
 
     def set_status(self, status: str, error: str | None = None) -> None:
         """Record ``status`` (one of :data:`STATUSES`) and an optional error message."""
@@ -264,10 +303,25 @@ class RunDir:
         atomic_write_json(self.status_path, {"status": status, "updated": _now(), "error": error})
 
     def mark_failed(self, error: BaseException | str) -> None:
-        """Record status ``failed`` with a one-line description of ``error``."""
+        """Record status ``failed`` with a one-line description of ``error``.
+
+        Best effort: if even ``status.json`` cannot be written (e.g. the disk is full), the error
+        that ended the run is what the caller reports, so the write failure is dropped.
+        """
         text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
         self.close_tensorboard()
-        self.set_status("failed", " ".join(text.split()))
+        try:
+            self.set_status("failed", " ".join(text.split()))
+        except OSError:
+            pass
+
+    def mark_interrupted(self, message: str) -> None:
+        """Record status ``interrupted`` (best effort, as :meth:`mark_failed`)."""
+        self.close_tensorboard()
+        try:
+            self.set_status("interrupted", message)
+        except OSError:
+            pass
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Write ``summary.json`` (this marks the run finished) and set status ``finished``."""
@@ -281,7 +335,16 @@ class RunDir:
         """The contents of ``summary.json``, or None if the run has not finished."""
         if not self.is_finished:
             return None
-        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+        try:
+            summary = json.loads(self.summary_path.read_text(encoding="utf-8"))
+            if not isinstance(summary, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RunDirError(
+                f"{self.summary_path} is corrupt ({' '.join(str(exc).split())[:120]}); delete it to train the run "
+                "again from its last checkpoint, or restore it"
+            ) from exc
+        return summary
 
     # -- metrics -------------------------------------------------------------------------------
     def log_metrics(self, record: dict[str, Any]) -> None:
@@ -341,7 +404,9 @@ class RunDir:
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise ValueError(f"checkpoint state needs an integer 'step' >= 0 (steps completed), got {step!r}")
         payload = {"format": _CHECKPOINT_FORMAT, "config_hash": self.config_hash, "state": state}
-        atomic_torch_save(payload, self.checkpoint_path)
+        with deferred():  # a signal in between would leave checkpoint_step behind the file
+            atomic_torch_save(payload, self.checkpoint_path)
+            self.checkpoint_step = step
 
     def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any] | None:
         """The saved state, or None if there is no checkpoint.
@@ -379,6 +444,7 @@ class RunDir:
                     f"checkpoint {path} holds NaN or infinite weights ({name}): it was damaged or edited; "
                     "delete it to restart the run from the beginning"
                 )
+        self.checkpoint_step = state.get("step") if isinstance(state, dict) else None
         return state
 
     def resume(self, map_location: Any = "cpu") -> dict[str, Any] | None:
@@ -393,4 +459,8 @@ class RunDir:
         return state
 
     def __repr__(self) -> str:
-        return f"RunDir({str(self.path)!r}, status={self.status!r})"
+        try:
+            status = self.status
+        except RunDirError:
+            status = "corrupt"
+        return f"RunDir({str(self.path)!r}, status={status!r})"

@@ -15,8 +15,6 @@ The default is the project's trainer, :func:`moduli.training.run_config`.
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import os
 import pickle
 import re
@@ -28,6 +26,7 @@ from .config import RunConfig, config_hash
 from .errors import ConfigError, DependencyError
 from .planner import expand_grid, format_override_value, plan_runs
 from .run_dir import RunDir
+from .tasks.registry import task_class
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -48,13 +47,6 @@ __all__ = [
 TrainFn = Callable[[RunConfig, bool], dict]
 EXECUTORS: tuple[str, ...] = ("local", "slurm")
 Result = tuple[str, dict, "str | None"]  # (finished or failed, summary, one-line error)
-
-
-def _limit_threads(threads: int) -> None:
-    """Process-pool initializer: use ``threads`` intra-op threads in this worker."""
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def parse_grid_arg(text: str) -> tuple[str, list[str]]:
@@ -93,14 +85,18 @@ def check_executor(jobs: Any, executor: Any) -> None:
         raise ConfigError(f"config error: executor = {executor!r} is not an allowed choice; allowed: {', '.join(EXECUTORS)}")
 
 
-def train_or_reuse(cfg: RunConfig, quiet: bool, train_fn: TrainFn | None = None) -> dict:
-    """The summary of ``cfg``'s run: read back if finished, else trained (default: the project's trainer)."""
+def train_or_reuse(cfg: RunConfig, quiet: bool, train_fn: TrainFn | None = None, wait: bool = False) -> dict:
+    """The summary of ``cfg``'s run: read back if finished, else trained (default: the project's
+    trainer, which waits for a run another process is training if ``wait``)."""
     summary = RunDir.finished_summary(cfg)
     if summary is not None:
         return summary
     if train_fn is None:
-        from .training import run_config as train_fn
-    summary = train_fn(cfg, quiet)
+        from .training import run_config
+
+        summary = run_config(cfg, quiet, wait=wait)
+    else:
+        summary = train_fn(cfg, quiet)
     if not isinstance(summary, dict):
         raise TypeError(f"the train function must return the summary dict, got {type(summary).__name__}")
     return summary
@@ -136,14 +132,19 @@ def train_planned(
     *,
     quiet: bool = True,
     batch_seeds: bool = True,
+    wait: bool = False,
 ) -> dict[str, Result]:
     """Train every unfinished run of ``configs`` (each distinct config once); config hash -> result.
 
-    A failed run does not stop the others (it is marked failed in its directory). ``train_fn``
-    None: the project's trainer, and with ``batch_seeds`` (``jobs=1``, local) runs that differ
-    only in their seed train together as one batched model (:func:`moduli.training.train_batched`;
-    unsupported configs train one by one). With ``jobs > 1`` or ``executor="slurm"`` a
-    ``train_fn`` must be a picklable module-level function.
+    A failed run does not stop the others (it is marked failed in its directory), nor does a run
+    directory another process is training (its result is a ``RunLockedError``, unless ``wait``).
+    ``train_fn`` None: the project's trainer, and with ``batch_seeds`` (``jobs=1``, local) runs
+    that differ only in their seed train together as one batched model
+    (:func:`moduli.training.train_batched`; unsupported configs train one by one). With
+    ``jobs > 1`` or ``executor="slurm"`` a ``train_fn`` must be a picklable module-level function.
+    The task's data are checked before any run starts. ``jobs > 1``: a worker that dies fails only
+    its run (:class:`moduli.workers.WorkerDied`); SIGINT/SIGTERM stop every worker and mark their
+    runs ``interrupted``. Unless ``quiet``, one overall progress bar (or line per run) with the time left.
     """
     check_executor(jobs, executor)
     if train_fn is not None and (jobs > 1 or executor == "slurm"):
@@ -157,6 +158,11 @@ def train_planned(
     for cfg in configs:
         unique.setdefault(config_hash(cfg), cfg)
     results: dict[str, Result] = {}
+    finished = {h: RunDir.finished_summary(c) for h, c in unique.items()}
+    pending = {h: c for h, c in unique.items() if finished[h] is None}
+    for task in dict.fromkeys(c.task for c in pending.values()):
+        task_class(task).check_data([c for c in pending.values() if c.task == task])
+    progress = _progress(pending, len(unique), quiet)
 
     def record(h: str, summary: dict | None, error: BaseException | None) -> None:
         if error is None:
@@ -164,43 +170,78 @@ def train_planned(
         else:
             RunDir.record_failure(unique[h], error)
             results[h] = ("failed", {}, _one_line(error))
-        if not quiet:
-            status = results[h][0] + (f" ({results[h][2]})" if error is not None else "")
-            print(f"[{len(results)}/{len(unique)}] {RunDir.path_for(unique[h])}: {status}", file=sys.stderr)
+        status = results[h][0] + (f" ({results[h][2]})" if error is not None else "")
+        progress.done(h if h in pending else None, f"{RunDir.path_for(unique[h])}: {status}")
 
-    pending = {}
-    for h, c in unique.items():
-        summary = RunDir.finished_summary(c)
-        if summary is not None:
-            record(h, summary, None)
-        else:
-            pending[h] = c
+    try:
+        for h, summary in finished.items():
+            if summary is not None:
+                record(h, summary, None)
+        # the runs train quietly: the overall progress replaces their own bars
+        _train_pending(pending, record, jobs, executor, train_fn, slurm_options, True, batch_seeds, wait)
+    finally:
+        progress.close()
+    return results
+
+
+def _progress(pending: Mapping[str, RunConfig], total: int, quiet: bool) -> Any:
+    from .reproduce.estimate import run_seconds
+    from .training.progress import RunsProgress
+
+    return RunsProgress({h: run_seconds(c) for h, c in pending.items()}, total, quiet)
+
+
+def _mark_interrupted(configs: Sequence[RunConfig], interrupt: BaseException) -> None:
+    """Runs whose worker was stopped: status ``interrupted`` where it still says ``running``."""
+    runs = getattr(interrupt, "runs", None)
+    if runs is None and isinstance(interrupt, KeyboardInterrupt):
+        runs = interrupt.runs = []  # type: ignore[attr-defined]
+    for cfg in configs:
+        run = RunDir(RunDir.path_for(cfg), cfg)
+        if runs is not None:
+            runs.append((run.path, None, None))
+        try:
+            if run.path.is_dir() and run.status == "running":
+                run.mark_interrupted("stopped with the sweep; its last checkpoint is kept; train it again to resume")
+        except Exception:  # a damaged status file: the next run reports it
+            pass
+
+
+def _train_pending(
+    pending: dict[str, RunConfig],
+    record: Callable[[str, dict | None, BaseException | None], None],
+    jobs: int,
+    executor: str,
+    train_fn: TrainFn | None,
+    slurm_options: Mapping[str, Any] | None,
+    quiet: bool,
+    batch_seeds: bool,
+    wait: bool,
+) -> None:
+    """Train the unfinished runs; ``record`` each outcome as it comes."""
 
     if executor == "slurm" and pending:
         first = next(iter(pending.values()))
         slurm = _slurm_executor(Path(first.out_dir) / "slurm", slurm_options)
         with slurm.batch():
-            submitted = {h: slurm.submit(train_or_reuse, c, quiet, train_fn) for h, c in pending.items()}
+            submitted = {h: slurm.submit(train_or_reuse, c, quiet, train_fn, wait) for h, c in pending.items()}
         for h, job in submitted.items():
             try:
                 record(h, job.result(), None)
             except Exception as exc:  # submitit re-raises the job's error (or a failure of the job)
                 record(h, None, exc)
     elif jobs > 1 and len(pending) > 1:
-        context = multiprocessing.get_context("spawn")
+        from .workers import run_in_workers
+
         workers = min(jobs, len(pending))
         threads = max(1, (os.cpu_count() or 1) // workers)
         # Each worker gets its share of the cores: oversubscribed BLAS/OpenMP threads spin against
         # each other and can make parallel runs many times slower than sequential ones.
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)
-        ) as pool:
-            futures = {pool.submit(train_or_reuse, c, quiet, train_fn): h for h, c in pending.items()}
-            for future in concurrent.futures.as_completed(futures):
-                try:
-                    record(futures[future], future.result(), None)
-                except Exception as exc:
-                    record(futures[future], None, exc)
+        run_in_workers(
+            {h: (train_or_reuse, (c, quiet, train_fn, wait)) for h, c in pending.items()}, workers, threads,
+            on_result=record,
+            on_stop=lambda running, exc: _mark_interrupted([pending[h] for h in running], exc),
+        )
     else:
         keys = list(pending)
         groups = [[h] for h in keys]
@@ -213,7 +254,7 @@ def train_planned(
                 from .training.batched import train_batched
 
                 try:
-                    outcomes = train_batched([pending[h] for h in group], quiet)
+                    outcomes = train_batched([pending[h] for h in group], quiet, wait=wait)
                 except Exception as exc:
                     outcomes = [exc] * len(group)
                 for h, out in zip(group, outcomes):
@@ -224,10 +265,9 @@ def train_planned(
                 continue
             h, c = group[0], pending[group[0]]
             try:
-                record(h, train_or_reuse(c, quiet, train_fn), None)
+                record(h, train_or_reuse(c, quiet, train_fn, wait), None)
             except Exception as exc:
                 record(h, None, exc)
-    return results
 
 
 def run_sweep(
@@ -242,6 +282,7 @@ def run_sweep(
     base_overrides: Sequence[str] = (),
     quiet: bool = True,
     batch_seeds: bool = True,
+    wait: bool = False,
 ) -> pandas.DataFrame:
     """Run every cell of ``grid`` x ``seeds`` on top of ``config_paths``; one row per cell.
 
@@ -258,7 +299,8 @@ def run_sweep(
         config_paths, cells, check_hardware=executor == "local", describe=lambda i: f"sweep cell: {' '.join(cells[i])}"
     )
     results = train_planned(
-        [run.config for run in runs], jobs, executor, train_fn, slurm_options, quiet=quiet, batch_seeds=batch_seeds
+        [run.config for run in runs], jobs, executor, train_fn, slurm_options, quiet=quiet, batch_seeds=batch_seeds,
+        wait=wait,
     )
     rows = []
     for cell, run in zip(cells, runs):

@@ -172,7 +172,8 @@ def _check_model_for_task(cfg: RunConfig, task: type[Task]) -> None:
 def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig:
     """Check every field and the cross-field rules of ``cfg``; return it unchanged.
 
-    ``check_hardware`` also checks that a requested CUDA device exists on this machine and that
+    ``check_hardware`` also checks that a requested CUDA device exists on this machine, that the
+    run's estimated memory fits its device (:mod:`moduli.config.memory`), and that
     the package ``train.tensorboard`` needs is installed (turn it off when the run will execute
     elsewhere, e.g. on a cluster node).
     Raises ConfigError (one line naming key, value and what is allowed) on the first problem.
@@ -265,9 +266,14 @@ def validate_config(cfg: RunConfig, *, check_hardware: bool = True) -> RunConfig
             "magnitude or random"
         )
     _check_model_for_task(cfg, task)
+    task.check_config(cfg)
     if not cfg.out_dir:
         raise config_error("out_dir = '' is empty; allowed: a directory path")
     _check_device(train.device, train.precision, check_hardware)
+    if check_hardware:
+        from .memory import check_memory
+
+        check_memory(cfg)
     if check_hardware and train.tensorboard:
         from ..tensorboard_mirror import INSTALL_HINT, tensorboard_available
 

@@ -162,6 +162,7 @@ def reproduce(
     quiet: bool = False,
     figures: bool = True,
     train_fn: TrainFn | None = None,
+    wait: bool = False,
 ) -> ReproduceResult:
     """Reproduce ``table`` (navigation, language, adding, digits) at ``preset`` (smoke, cpu, paper or a YAML path).
 
@@ -169,7 +170,8 @@ def reproduce(
     run (always for the paper preset, else unless ``quiet``). ``dry_run`` stops after the plan.
     Outputs go to ``out_dir`` (default ``experiments/results/<table>/<preset>``), runs to
     ``runs_dir`` (default ``runs/reproduce/<table>/<preset>``). Raises ConfigError/DataError
-    (one line) for a bad preset or config before anything runs.
+    (one line) for a bad preset or config before anything runs. A run another process is
+    training fails in the table (``RunLockedError``) unless ``wait``.
     """
     spec = table_spec(table)
     check_executor(1, executor)
@@ -196,7 +198,8 @@ def reproduce(
     if dry_run:
         return result
     if pending:
-        train_planned([c.config for c in pending.values()], jobs, executor, train_fn, slurm_options, quiet=quiet)
+        train_planned([c.config for c in pending.values()], jobs, executor, train_fn, slurm_options, quiet=quiet,
+                      wait=wait)
     runs, table_cells, written = _write_tables(spec, chosen, cells, out)
     if figures:
         written.extend(_draw_figures(spec, chosen, runs, out))

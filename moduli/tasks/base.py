@@ -132,6 +132,10 @@ class Task:
         return []
 
     @classmethod
+    def check_config(cls, cfg: RunConfig) -> None:
+        """Raise ConfigError for task values the code cannot train (called by ``validate_config``)."""
+
+    @classmethod
     def check_data(cls, configs: list[RunConfig]) -> None:
         """Raise DataError if the data of a run is missing (before any run starts)."""
 

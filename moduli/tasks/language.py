@@ -175,8 +175,10 @@ class LanguageTask(Task):
             needed = ("valid", "test") if lang.offline_splits else ("train", "valid", "test")
             missing = [s for s in needed if find_split(resolve_data_dir(lang.data_dir), s) is None]
             if missing and not (lang.download and not lang.offline_splits):
+                first = resolve_data_dir(lang.data_dir) / f"{missing[0]}.txt"
                 raise DataError(
-                    f"language.data_dir = {lang.data_dir!r} has no {', '.join(missing)} split (relative paths are "
+                    f"language.data_dir = {lang.data_dir!r} has no {', '.join(missing)} split (no {first} or "
+                    f"wiki.{missing[0]}.tokens; relative paths are "
                     "relative to the current directory, then to the toolkit's shipped files); put the WikiText-2 files there, set language.download=true, "
                     "or train offline on the valid split with language.offline_splits=true (see data/README.md)"
                 )

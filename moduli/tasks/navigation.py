@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from ..models import PathIntegrationRNN, stacked_elman
 from ..models.elman_stack import RegularizerFactory
 from ..models.modular import dense, recurrent
 from .base import EVAL_SEED_OFFSET, Task, generator, recurrent_init
-from .place_cells import PlaceCells, decoding_error_cm, navigation_loss
+from .place_cells import DECODE_K, PlaceCells, activation_is_finite, decoding_error_cm, navigation_loss, smallest_safe_sigma
 from .trajectories import Trajectories, TrajectoryGenerator
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,6 +114,36 @@ class NavigationTask(Task):
         return decoder @ rnn @ (Select(0), encoder @ Select(1)), enc_params + rnn_params + dec_params
 
     @classmethod
+    def check_config(cls, cfg: RunConfig) -> None:
+        from ..config.validate import config_error
+
+        nav = cfg.navigation
+        if nav.num_place_cells < DECODE_K:
+            raise config_error(
+                f"navigation.num_place_cells = {nav.num_place_cells} is too few: a decoded position is the mean "
+                f"centre of the {DECODE_K} most active cells; allowed: num_place_cells >= {DECODE_K}"
+            )
+        tunings = dict.fromkeys([nav.place_cell_tuning, nav.place_cell_tuning if nav.start_tuning == "same" else nav.start_tuning])
+        cells = (nav.num_place_cells, nav.place_cell_sigma, nav.surround_scale, nav.box_size, nav.place_cell_seed)
+        if "dog" in tunings:
+            safe = _smallest_safe_sigma(*cells)
+            if nav.place_cell_sigma < safe:
+                raise config_error(
+                    f"navigation.place_cell_sigma = {nav.place_cell_sigma:g} is too narrow for the difference-of-"
+                    f"Gaussians tuning of {nav.num_place_cells} place cells in a {nav.box_size:g} m box: where one "
+                    f"centre is much nearer than the others it underflows to 0 in float32 and the targets become NaN; "
+                    f"allowed here: "
+                    f"place_cell_sigma >= {safe:.3g}, or navigation.place_cell_tuning=gaussian (and start_tuning)"
+                )
+        for tuning in tunings:
+            if not _finite_activation(*cells, tuning):
+                raise config_error(
+                    f"navigation.place_cell_sigma = {nav.place_cell_sigma:g} gives NaN place-cell activations "
+                    f"({tuning} tuning) in float32: the tuning is flat across the {nav.box_size:g} m box; allowed: "
+                    "a width of the order of the box or less (the paper: 0.12 m)"
+                )
+
+    @classmethod
     def forward_flops(cls, cfg: RunConfig) -> tuple[float, int]:
         n, layers = cfg.model.hidden_size, cfg.model.num_layers
         t, p = cfg.navigation.seq_len, cfg.navigation.num_place_cells
@@ -147,6 +178,16 @@ class NavigationTask(Task):
             f"Cross-entropy (nats per step): {mean['loss_uniform']:.3f} for a constant prediction, "
             f"{mean['loss_floor']:.3f} at best (the targets' entropy)."
         ]
+
+
+@functools.lru_cache(maxsize=64)
+def _smallest_safe_sigma(num: int, sigma: float, surround: float, box: float, seed: int) -> float:
+    return smallest_safe_sigma(PlaceCells(num, sigma, surround, box, seed=seed))
+
+
+@functools.lru_cache(maxsize=64)
+def _finite_activation(num: int, sigma: float, surround: float, box: float, seed: int, tuning: str) -> bool:
+    return activation_is_finite(PlaceCells(num, sigma, surround, box, seed=seed, tuning=tuning))
 
 
 @torch.no_grad()

@@ -21,6 +21,10 @@ import torch
 from ..checks import check_int, check_real
 
 TUNINGS: tuple[str, ...] = ("dog", "gaussian")  # place-cell tuning curves (see the module docstring)
+DECODE_K = 3  # a decoded position is the mean centre of this many most active cells
+# A float32 exp(-x) is exactly 0 (or flushed to 0) for x beyond about 87; a DoG whose every
+# surround term but the nearest cell's underflows is 0 everywhere and normalises to NaN.
+_UNDERFLOW_EXPONENT = 80.0
 
 
 def _check_positions(name: str, pos: object) -> torch.Tensor:
@@ -102,7 +106,7 @@ class PlaceCells:
         dog = dog - dog.min(dim=-1, keepdim=True).values
         return dog / dog.sum(dim=-1, keepdim=True)
 
-    def decode(self, activation: torch.Tensor, k: int = 3) -> torch.Tensor:
+    def decode(self, activation: torch.Tensor, k: int = DECODE_K) -> torch.Tensor:
         """Decoded position (..., 2), metres: mean centre of the ``k`` most active cells.
 
         ``activation`` (..., N) may be activations or logits (the ranking is the same).
@@ -146,7 +150,7 @@ def navigation_loss(logits: torch.Tensor, target_activation: torch.Tensor) -> to
 
 
 def decoding_error_cm(
-    logits: torch.Tensor, position: torch.Tensor, place_cells: PlaceCells, k: int = 3
+    logits: torch.Tensor, position: torch.Tensor, place_cells: PlaceCells, k: int = DECODE_K
 ) -> float:
     """Mean Euclidean distance, in centimetres, between decoded and true positions.
 
@@ -167,3 +171,33 @@ def decoding_error_cm(
         )
     decoded = place_cells.decode(logits, k=k).to(position.dtype)
     return float((decoded - position).norm(dim=-1).mean()) * 100.0
+
+
+def _probe_positions(box_size: float, centres: torch.Tensor, grid: int) -> torch.Tensor:
+    """Positions that probe the box: a ``grid`` x ``grid`` lattice (edges included) and the centres."""
+    axis = torch.linspace(-box_size / 2.0, box_size / 2.0, grid)
+    lattice = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1).reshape(-1, 2)
+    return torch.cat([lattice, centres])
+
+
+def smallest_safe_sigma(cells: PlaceCells, grid: int = 65) -> float:
+    """The smallest centre width (metres) at which the DoG tuning of ``cells``' centres cannot
+    underflow to NaN anywhere in the box (float32, flush-to-zero included).
+
+    The DoG at a position is NaN only if every surround term but the nearest cell's underflows,
+    i.e. if (d_2^2 - d_1^2) / (2 surround_scale sigma^2) exceeds the exponent limit, where d_k is
+    the distance to the k-th nearest centre. d_2^2 - d_1^2 <= d_2^2, and d_2 is 1-Lipschitz in the
+    position, so its maximum over a lattice of spacing h plus h / sqrt(2) bounds it over the box.
+    """
+    if cells.num_cells < 2:
+        return float("inf")
+    probes = _probe_positions(cells.box_size, cells.centres.cpu().float(), grid)
+    second = torch.cdist(probes, cells.centres.cpu().float()).topk(2, dim=-1, largest=False).values[:, 1]
+    bound = float(second.max()) + cells.box_size / (grid - 1) / 2**0.5
+    return bound / (2.0 * cells.surround_scale * _UNDERFLOW_EXPONENT) ** 0.5
+
+
+def activation_is_finite(cells: PlaceCells, grid: int = 65) -> bool:
+    """True if ``cells.activation`` is finite on a lattice over the box and at every centre."""
+    probes = _probe_positions(cells.box_size, cells.centres.cpu().float(), grid)
+    return bool(torch.isfinite(cells.activation(probes)).all())

@@ -35,18 +35,22 @@ epochs is also resumed sequentially.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections import defaultdict
+from contextlib import ExitStack
 from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..config import RunConfig, config_hash
+from ..errors import RunLockedError
 from ..pruning.masks import apply_masks_
 from ..run_dir import RunDir
+from ..run_lock import RunLock
 from ..tasks.registry import TASKS, task_class
 from .builders import build_optimizers
-from .loop import DivergenceError, Outcome, StepResult, Trainer, fit, run_config
+from .loop import DivergenceError, Outcome, StepResult, Trainer, fit, interrupted_text, run_config
 
 __all__ = ["StackedSeeds", "seed_groups", "train_batched", "unsupported_reason"]
 
@@ -132,6 +136,9 @@ class StackedSeeds:
         self.aligned = all((t.start_epoch, t.step) == (first.start_epoch, first.step) for t in self.trainers)
         if not self.aligned:
             return
+        if first.start_epoch > 0 and not quiet:
+            print(f"{self.cfg.task} x{self.k}: resuming from step {first.step} (epoch {first.start_epoch} of "
+                  f"{first.total_epochs} done)", file=sys.stderr, flush=True)
         self.device, self.step, self.start_epoch = first.device, first.step, first.start_epoch
         self.task = type(first.task)
         self._stack_parameters()
@@ -295,19 +302,21 @@ def _sequential(cfgs: Sequence[RunConfig], quiet: bool) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for cfg in cfgs:
         try:
-            outcomes.append(run_config(cfg, quiet))
+            outcomes.append(run_config(cfg, quiet))  # its lock is already held by this process
         except Exception as error:  # run_config has marked the run failed
             outcomes.append(error)
     return outcomes
 
 
-def train_batched(cfgs: Sequence[RunConfig], quiet: bool = False) -> list[Outcome]:
+def train_batched(cfgs: Sequence[RunConfig], quiet: bool = False, *, wait: bool = False) -> list[Outcome]:
     """Train (or resume, or read back) runs that differ only in their seed, as one batched model.
 
     Args:
         cfgs: K configs equal except for ``train.seed`` / ``train.replicate`` (distinct runs), all
             supported (see :func:`unsupported_reason`).
         quiet: no progress bar.
+        wait: wait for run directories that another process is training (else that run's outcome
+            is a RunLockedError and the others train).
 
     Returns:
         One outcome per config, in order: the run's summary (as ``run_config`` returns it), or the
@@ -327,19 +336,40 @@ def train_batched(cfgs: Sequence[RunConfig], quiet: bool = False) -> list[Outcom
         raise ValueError("the configs differ in more than train.seed / train.replicate; group them with seed_groups")
     if len({config_hash(c) for c in cfgs}) < len(cfgs):
         raise ValueError("two configs describe the same run (same seed and replicate); pass each run once")
-    run_dirs = [RunDir.create(cfg) for cfg in cfgs]
+    run_dirs = [RunDir.checked(cfg) for cfg in cfgs]
     outcomes: list[Outcome | None] = [run.summary() if run.is_finished else None for run in run_dirs]
-    todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
-    if len(todo) == 1:
-        outcomes[todo[0]] = _sequential([cfgs[todo[0]]], quiet)[0]
-    elif todo:
-        try:
-            group = StackedSeeds([cfgs[i] for i in todo], [run_dirs[i] for i in todo], quiet)
-            results = group.run() if group.aligned else _sequential([cfgs[i] for i in todo], quiet)
-        except Exception as error:
-            for i in todo:
-                run_dirs[i].mark_failed(error)
-            results = [error] * len(todo)
-        for i, result in zip(todo, results):
-            outcomes[i] = result
+    with ExitStack() as locks:
+        todo = []
+        for i, outcome in enumerate(outcomes):
+            if outcome is not None:
+                continue
+            try:
+                locks.enter_context(RunLock(run_dirs[i].path, wait=wait, quiet=quiet))
+            except RunLockedError as error:
+                outcomes[i] = error
+                continue
+            if run_dirs[i].is_finished:  # finished by the process this one waited for
+                outcomes[i] = run_dirs[i].summary()
+                continue
+            run_dirs[i].start()
+            todo.append(i)
+        if len(todo) == 1:
+            outcomes[todo[0]] = _sequential([cfgs[todo[0]]], quiet)[0]
+        elif todo:
+            group: StackedSeeds | None = None
+            try:
+                group = StackedSeeds([cfgs[i] for i in todo], [run_dirs[i] for i in todo], quiet)
+                results = group.run() if group.aligned else _sequential([cfgs[i] for i in todo], quiet)
+            except KeyboardInterrupt as interrupt:  # SIGINT / SIGTERM: every unfinished run keeps its checkpoint
+                step = group.step if group is not None and group.aligned else None
+                for i in todo:
+                    if not run_dirs[i].is_finished and run_dirs[i].status != "interrupted":
+                        run_dirs[i].mark_interrupted(interrupted_text(interrupt, run_dirs[i], step))
+                raise
+            except Exception as error:
+                for i in todo:
+                    run_dirs[i].mark_failed(error)
+                results = [error] * len(todo)
+            for i, result in zip(todo, results):
+                outcomes[i] = result
     return outcomes  # type: ignore[return-value]

@@ -23,14 +23,14 @@ from contextlib import nullcontext
 from typing import Any, Protocol, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from ..config.schema import RunConfig
 from ..atomic import atomic_torch_save
-from ..errors import RunFailedError
+from ..errors import RunFailedError, StorageError
 from ..models.elman_stack import RegularizerFactory
 from ..pruning import Pruner, lottery_reset, sparsity_report
 from ..run_dir import RunDir
+from ..run_lock import RunLock
 from .builders import (
     build_lr_scheduler,
     build_optimizers,
@@ -41,7 +41,8 @@ from .builders import (
     regularizer_factory,
     resolve_device,
 )
-from ..tasks.registry import build_task
+from ..tasks.registry import build_task, task_class
+from .progress import Progress, announce_long_run
 
 LOTTERY_SEED_OFFSET = 104_729  # the re-initialised model's fresh weights and embedding
 
@@ -242,6 +243,9 @@ class Trainer:
         self.mask_generator.set_state(state["mask_generator"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.start_epoch, self.history = state["step"], epoch + 1, state["history"]
+        if not self.quiet:
+            print(f"{self.run_dir.path}: resuming from step {self.step} (epoch {self.start_epoch} of "
+                  f"{self.total_epochs} done)", file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ the end of an epoch
     def check_finite_weights(self) -> None:
@@ -309,6 +313,9 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Resume if possible, train to the end, return the summary (raises what ended the run)."""
         self.resume()
+        if not self.quiet:
+            total = self.total_epochs * self.steps_per_epoch
+            announce_long_run(self.cfg, self.device, total - self.start_epoch * self.steps_per_epoch, total)
         (outcome,) = fit([self], SingleStep(self), self.quiet)
         if isinstance(outcome, Exception):
             raise outcome
@@ -362,10 +369,9 @@ def fit(trainers: Sequence[Trainer], step: Step, quiet: bool = False) -> list[Ou
     first, k = trainers[0], len(trainers)
     cfg = first.cfg
     started = time.perf_counter()
-    bar = tqdm(
-        total=first.total_epochs * first.steps_per_epoch, initial=first.start_epoch * first.steps_per_epoch,
-        disable=not (sys.stderr.isatty() and not quiet), dynamic_ncols=True,
-        desc=cfg.task if k == 1 else f"{cfg.task} x{k}",
+    bar = Progress(
+        first.total_epochs * first.steps_per_epoch, first.start_epoch * first.steps_per_epoch,
+        cfg.task if k == 1 else f"{cfg.task} x{k}", quiet, first.total_epochs, first.steps_per_epoch,
     )
     alive, errors = [True] * k, [None] * k
 
@@ -402,7 +408,7 @@ def fit(trainers: Sequence[Trainer], step: Step, quiet: bool = False) -> list[Ou
                                   "loss": sum(windows[j]) / len(windows[j]), "penalty": result[1],
                                   "lr": t.optimizer.param_groups[0]["lr"], "sparsity": t.sparsity(), "steps_per_s": rate}
                         t.run_dir.log_metrics(record)
-                        bar.set_postfix(loss=f"{record['loss']:.4g}", sparsity=f"{record['sparsity']:.2f}", steps_s=f"{rate:.1f}")
+                        bar.set_postfix({"loss": f"{record['loss']:.4g}", "sparsity": f"{record['sparsity']:.2f}"})
                 windows = [[] for _ in trainers]
             bar.update(1)
             if not any(alive):
@@ -420,6 +426,7 @@ def fit(trainers: Sequence[Trainer], step: Step, quiet: bool = False) -> list[Ou
             t.snapshot_embeddings(epoch)
             if (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch == t.total_epochs - 1:
                 t.run_dir.save_checkpoint(step.state(j, epoch))
+        bar.tick()
         if not any(alive):
             break
     bar.close()
@@ -427,15 +434,51 @@ def fit(trainers: Sequence[Trainer], step: Step, quiet: bool = False) -> list[Ou
     return [error if error is not None else t.summary(wall) for t, error in zip(trainers, errors)]
 
 
-def run_config(cfg: RunConfig, quiet: bool = False) -> dict[str, Any]:
-    """Train (or resume, or just read back) the run of ``cfg``; returns its summary."""
-    run_dir = RunDir.create(cfg)
+def interrupted_text(interrupt: KeyboardInterrupt, run_dir: RunDir, step: int | None) -> str:
+    """What ``status.json`` of an interrupted run says, and what the interruption carries for the
+    command line's message (``interrupt.runs``: (run directory, step reached, checkpoint step))."""
+    runs = getattr(interrupt, "runs", None)
+    if runs is None:
+        runs = interrupt.runs = []  # type: ignore[attr-defined]
+    runs.append((run_dir.path, step, run_dir.checkpoint_step))
+    name = getattr(interrupt, "signal_name", "KeyboardInterrupt")
+    return f"{name}" + ("" if step is None else f" at step {step}") + f"; {_kept_text(run_dir)}"
+
+
+def run_config(cfg: RunConfig, quiet: bool = False, *, wait: bool = False) -> dict[str, Any]:
+    """Train (or resume, or just read back) the run of ``cfg``; returns its summary.
+
+    The config and the task's data are checked before anything is written; the run directory is
+    locked while the run trains (another process training it raises RunLockedError, or with
+    ``wait`` is waited for). SIGINT/SIGTERM (:class:`moduli.errors.RunInterrupted`) and Ctrl-C
+    mark the run ``interrupted``, keeping its last checkpoint, and propagate.
+    """
+    run_dir = RunDir.checked(cfg)
     if run_dir.is_finished:
         return run_dir.summary()
-    try:
-        summary = Trainer(cfg, run_dir, quiet).run()
-    except Exception as error:
-        run_dir.mark_failed(error)
-        raise
-    run_dir.write_summary(summary)
+    task_class(cfg.task).check_data([cfg])
+    with RunLock(run_dir.path, wait=wait, quiet=quiet):
+        if run_dir.is_finished:  # finished by the process this one waited for
+            return run_dir.summary()
+        run_dir.start()
+        trainer: Trainer | None = None
+        try:
+            trainer = Trainer(cfg, run_dir, quiet)
+            summary = trainer.run()
+        except KeyboardInterrupt as interrupt:
+            run_dir.mark_interrupted(interrupted_text(interrupt, run_dir, None if trainer is None else trainer.step))
+            raise
+        except StorageError as error:  # e.g. the disk filled up while writing a checkpoint or metrics line
+            run_dir.mark_failed(error)
+            raise StorageError(f"{error}; the run stopped: {_kept_text(run_dir)}") from error
+        except Exception as error:
+            run_dir.mark_failed(error)
+            raise
+        run_dir.write_summary(summary)
     return summary
+
+
+def _kept_text(run_dir: RunDir) -> str:
+    if run_dir.checkpoint_step is None:
+        return "it has no checkpoint yet, train it again to restart it"
+    return f"its checkpoint of step {run_dir.checkpoint_step} is kept, train it again to resume"

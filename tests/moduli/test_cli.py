@@ -22,7 +22,7 @@ ADDING = str(ROOT / "configs" / "adding.yaml")
 TINY = str(ROOT / "configs" / "tiny.yaml")
 
 
-def fake_run_config(cfg: RunConfig, quiet: bool) -> dict:
+def fake_run_config(cfg: RunConfig, quiet: bool, wait: bool = False) -> dict:
     """Stand-in for moduli.training.run_config: a finished run with a known summary."""
     run = RunDir.create(cfg)
     run.log_metrics({"step": 1, "loss": 0.5})
@@ -118,7 +118,7 @@ def test_debug_reraises(fake_training, tmp_path):
 
 
 def test_data_errors_and_registered_errors_are_user_errors(capsys, tmp_path, fake_training, monkeypatch):
-    def missing_data(cfg, quiet):
+    def missing_data(cfg, quiet, wait=False):
         raise DataError("data/wikitext-2/train.txt is missing;\nset language.download=true")
 
     monkeypatch.setattr(fake_training, "run_config", missing_data)
@@ -128,7 +128,7 @@ def test_data_errors_and_registered_errors_are_user_errors(capsys, tmp_path, fak
     class ForeignError(Exception):
         pass
 
-    def foreign(cfg, quiet):
+    def foreign(cfg, quiet, wait=False):
         raise ForeignError("not ours")
 
     monkeypatch.setattr(fake_training, "run_config", foreign)
@@ -141,7 +141,7 @@ def test_tasks_data_error_is_a_user_error(capsys, tmp_path, fake_training, monke
 
     assert tasks.DataError is DataError and issubclass(DataError, errors.ModuliError)  # one error hierarchy
 
-    def missing(cfg, quiet):
+    def missing(cfg, quiet, wait=False):
         raise tasks.DataError("valid.txt not found in data/x; pass language.data_dir")
 
     monkeypatch.setattr(fake_training, "run_config", missing)

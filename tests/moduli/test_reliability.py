@@ -304,9 +304,11 @@ def _train_language(capsys, tmp_path, data):
 
 
 def test_missing_dataset_names_the_file_and_the_fixes(capsys, tmp_path):
+    """Checked before the run directory exists; the fixes are the CLI keys, not Python calls."""
     code, out, err = _train_language(capsys, tmp_path, tmp_path / "nodata")
-    assert_user_error(code, out, err, f"split file missing: {tmp_path / 'nodata' / 'train.txt'}")
-    assert "download=True" in err and "load_offline_splits" in err
+    assert_user_error(code, out, err, f"no {tmp_path / 'nodata' / 'train.txt'} or wiki.train.tokens")
+    assert "set language.download=true" in err and "language.offline_splits=true" in err
+    assert "download=True" not in err and not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(
