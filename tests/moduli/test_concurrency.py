@@ -110,16 +110,21 @@ def test_a_second_writer_exits_2_naming_the_holder_and_a_waiting_one_reads_the_r
     waiting = _primed("train", *LONG, "--out-dir", str(tmp_path), "--wait")
     first = _moduli("train", *LONG, "--out-dir", str(tmp_path), "--quiet")
     _until(lambda: (run / "metrics.jsonl").exists(), first)
-    _go(second)
-    code, out, err = _finish(second)
-    assert code == 2 and out == "" and err.count("\n") == 1, err
-    assert err.startswith(f"error: run directory {run} is in use by process {first.pid} on ")
-    assert "moduli train" in err and "add --wait to wait for it" in err
-    _go(waiting)
+    first.send_signal(signal.SIGSTOP)  # paused, still holding the lock: the others meet it whatever the load
+    try:
+        _go(second)
+        code, out, err = _finish(second)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith(f"error: run directory {run} is in use by process {first.pid} on ")
+        assert "moduli train" in err and "add --wait to wait for it" in err
+        _go(waiting)
+        said = [waiting.stderr.readline() for _ in range(2)]  # "run directory: ...", then the wait
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert f"is in use by process {first.pid}" in said[1] and "waiting for it" in said[1], said
     assert _finish(first)[0] == 0
     code, out, err = _finish(waiting)
     assert code == 0, err
-    assert f"is in use by process {first.pid}" in err and "waiting for it" in err
     assert json.loads(out)["steps"] == 3000  # read back: the first process trained it
     assert _records(run) == reference  # no record lost or written twice
     assert not (run / LOCK_NAME).exists()
