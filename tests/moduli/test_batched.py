@@ -151,9 +151,9 @@ def _count_calls(monkeypatch):
     calls = {"batched": [], "trainer": 0}
     original_batched, original_run = batched.train_batched, Trainer.run
 
-    def counting_batched(cfgs, quiet=False):
+    def counting_batched(cfgs, quiet=False, **kwargs):
         calls["batched"].append(len(cfgs))
-        return original_batched(cfgs, quiet)
+        return original_batched(cfgs, quiet, **kwargs)
 
     def counting_run(self):
         calls["trainer"] += 1
@@ -305,7 +305,7 @@ def test_weights_turning_nan_fail_that_run_alone_before_its_checkpoint(tmp_path,
 
 
 def test_progress_bar_counts_every_step_of_single_and_batched_runs(tmp_path, monkeypatch):
-    from moduli.training import loop
+    from moduli.training import progress
 
     bars = []
 
@@ -323,7 +323,7 @@ def test_progress_bar_counts_every_step_of_single_and_batched_runs(tmp_path, mon
         def close(self):
             pass
 
-    monkeypatch.setattr(loop, "tqdm", Bar)
+    monkeypatch.setattr(progress, "tqdm", Bar)
     run_config(tiny(tmp_path, "adding", 0, "train.stabilise_epochs=1"), quiet=True)
     train_batched([tiny(tmp_path, "adding", s, "train.stabilise_epochs=1") for s in (1, 2)], quiet=True)
     single, group = bars

@@ -333,7 +333,7 @@ def test_wrong_weight_shape_names_expected_shape_and_fix():
         reg(torch.zeros(4, 4))
     with pytest.raises(ValueError, match=r"\(5, 5\)"):
         reg(torch.zeros(5, 4))
-    with pytest.raises(ValueError, match=r"\(5, 5\)"):
+    with pytest.raises(TypeError, match=r"\(5, 5\) recurrent weight as a torch\.Tensor, got a builtins\.list"):
         reg([[0.0] * 5] * 5)
 
 

@@ -334,7 +334,7 @@ def _run_interrupted_then_resumed(cfg: RunConfig, monkeypatch, after_checkpoints
         with pytest.raises(_Interrupt):
             run_config(cfg, quiet=True)
     run = RunDir(RunDir.path_for(cfg), cfg)
-    assert saved and not run.is_finished and run.status == "running"
+    assert saved and not run.is_finished and run.status == "interrupted"  # recorded as such, not left running
     assert checkpoint(cfg)["epoch"] == after_checkpoints - 1
     return run_config(cfg, quiet=True)
 
