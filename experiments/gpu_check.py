@@ -77,7 +77,8 @@ class Budgets:
 
     @classmethod
     def dry(cls) -> "Budgets":
-        return cls(tests=40.0, bench={g: 30.0 for g in BENCH_GROUPS}, p3=30.0, train=0.5, setup=30.0, total=300.0)
+        # generous: a dry run checks that every part works, on CPUs that may be shared and slow
+        return cls(tests=150.0, bench={g: 150.0 for g in BENCH_GROUPS}, p3=150.0, train=0.5, setup=150.0, total=1400.0)
 
 
 @dataclass

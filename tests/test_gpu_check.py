@@ -71,5 +71,7 @@ def test_results_file_name_and_budgets(gpu_check):
     # every part at its full budget plus the navigation runs fit in the total
     worst = b.tests + sum(b.bench.values()) + b.p3 + 2 * (b.train + b.setup)
     assert worst <= b.total - 10 and b.train == 120.0
+    d = gpu_check.Budgets.dry()
+    assert d.tests + sum(d.bench.values()) + d.p3 + 2 * (d.train + d.setup) <= d.total - 10
     with pytest.raises(SystemExit):
         gpu_check.parse_args(["--budget", "0"])
