@@ -478,7 +478,7 @@ def test_inverted_coefficients_stay_on_the_autograd_path():
     assert reg._penalty_path() == "autograd"
     weight = torch.randn(9, 9, generator=gen)
     c = reg.coefficients()
-    assert float(reg(weight)) == pytest.approx(float(0.1 * (c * weight.abs()).mean()), rel=1e-6)
+    assert reg(weight).item() == pytest.approx((0.1 * (c * weight.abs()).mean()).item(), rel=1e-6)
 
 
 def test_gradient_only_where_asked_and_no_grad_mode():
