@@ -23,7 +23,13 @@ __all__ = [
     "RunFailedError",
     "RunLockedError",
     "RunInterrupted",
+    "one_line",
 ]
+
+
+def one_line(error: BaseException) -> str:
+    """``TypeName: message`` of ``error`` on one line (whitespace runs collapsed), for tables and logs."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 class ModuliError(Exception):

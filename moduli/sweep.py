@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .config import RunConfig, config_hash
-from .errors import ConfigError, DependencyError
+from .errors import ConfigError, DependencyError, one_line
 from .planner import expand_grid, format_override_value, plan_runs
 from .run_dir import RunDir
 from .tasks.registry import task_class
@@ -102,9 +102,6 @@ def train_or_reuse(cfg: RunConfig, quiet: bool, train_fn: TrainFn | None = None,
     return summary
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())
-
 
 def _slurm_executor(folder: Path, options: Mapping[str, Any] | None) -> Any:
     try:
@@ -169,7 +166,7 @@ def train_planned(
             results[h] = ("finished", summary or {}, None)
         else:
             RunDir.record_failure(unique[h], error)
-            results[h] = ("failed", {}, _one_line(error))
+            results[h] = ("failed", {}, one_line(error))
         status = results[h][0] + (f" ({results[h][2]})" if error is not None else "")
         progress.done(h if h in pending else None, f"{RunDir.path_for(unique[h])}: {status}")
 

@@ -17,7 +17,7 @@ import time
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Hashable, Mapping
 
-from .errors import RunFailedError
+from .errors import RunFailedError, one_line
 
 __all__ = ["STOP_SECONDS", "WorkerDied", "run_in_workers"]
 
@@ -29,9 +29,6 @@ Job = tuple[Callable[..., Any], tuple[Any, ...]]
 class WorkerDied(RunFailedError):
     """The worker process training a run ended without a result (killed, or crashed)."""
 
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 def _worker(conn: Connection, threads: int) -> None:
@@ -59,7 +56,7 @@ def _worker(conn: Connection, threads: int) -> None:
                     try:
                         conn.send((key, False, error))
                     except Exception:  # an error that cannot be pickled: its text
-                        conn.send((key, False, RuntimeError(_one_line(error))))
+                        conn.send((key, False, RuntimeError(one_line(error))))
         except (KeyboardInterrupt, EOFError, BrokenPipeError):
             # The run has recorded itself as interrupted (its files are written atomically and
             # fsynced); leave at once, without the interpreter's slow teardown of torch.
