@@ -111,6 +111,8 @@ def max_weight_difference(pairs: list[tuple[RunConfig, RunConfig]]) -> float:
         ("digits", [0, 1, 2], ["optim.lr=0.02", "pruning.target=0.5"]),
         ("digits", [3, 4], ["digits.read=pixels", "pruning.method=random", "regularizer.kind=l1", "optim.lr=0.02",
                             "pruning.target=0.5"]),
+        # the mean-matched L1 control: a constant that is not 1 (the applied DoG mean, about 66)
+        ("navigation", [0, 1], ["regularizer.kind=mean_matched_l1", "regularizer.mean_matched=applied"]),
     ],
 )
 def test_batched_runs_equal_the_runs_trained_one_by_one(tmp_path, task, seeds, overrides):
