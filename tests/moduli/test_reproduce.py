@@ -120,6 +120,30 @@ def test_navigation_cpu_preset_is_the_recipe_that_learns():
     assert (model.hidden_size, nav.num_place_cells, cfg.pruning.scope) == (256, 256, "layerwise")
 
 
+def test_navigation_cpu_large_preset_is_the_cpu_recipe_wider_with_five_seeds_and_global_pruning():
+    presets = PROJECT_ROOT / "configs" / "reproduce" / "navigation"
+    cpu, large = load_preset("navigation", "cpu"), load_preset("navigation", str(presets / "cpu-large.yaml"))
+    cfg_cpu, cfg_large = (load_config(list(p.configs), list(p.overrides)) for p in (cpu, large))
+    assert (cfg_large.model.hidden_size, cfg_large.navigation.num_place_cells, cfg_large.pruning.scope) == (512, 512, "global")
+    assert large.seeds == (0, 1, 2, 3, 4) and large.sparsities == cpu.sparsities and large.dense == cpu.dense
+    cfg_large.model.hidden_size, cfg_large.navigation.num_place_cells = 256, 256
+    cfg_large.pruning.scope = "layerwise"
+    assert cfg_large == cfg_cpu  # nothing else differs: recipe, steps, strength (chosen by the same rule)
+
+
+# language/paper needs WikiText-2's train split, which is not shipped (its refusal is tested above)
+PRESET_FILES = [p for p in sorted((PROJECT_ROOT / "configs" / "reproduce").glob("*/*.yaml"))
+                if (p.parent.name, p.stem) != ("language", "paper")]
+
+
+@pytest.mark.parametrize("path", PRESET_FILES, ids=lambda p: f"{p.parent.name}-{p.stem}")
+def test_every_committed_preset_plans_without_error(path, tmp_path, capsys):
+    argv = ["reproduce", path.parent.name, "--preset", str(path), "--dry-run", "--runs-dir", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "out")]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert " runs (" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
 def test_paper_dry_run_prints_a_gpu_estimate_and_writes_nothing(tmp_path, capsys):
     out, runs = tmp_path / "out", tmp_path / "runs"
     argv = ["reproduce", "navigation", "--preset", "paper", "--dry-run", "--out", str(out), "--runs-dir", str(runs), "--quiet"]
