@@ -102,7 +102,6 @@ def train_or_reuse(cfg: RunConfig, quiet: bool, train_fn: TrainFn | None = None,
     return summary
 
 
-
 def _slurm_executor(folder: Path, options: Mapping[str, Any] | None) -> Any:
     try:
         import submitit

@@ -30,7 +30,6 @@ class WorkerDied(RunFailedError):
     """The worker process training a run ended without a result (killed, or crashed)."""
 
 
-
 def _worker(conn: Connection, threads: int) -> None:
     """A worker's loop: receive (key, function, args), send (key, ok, value), until None."""
     from .interrupts import interruptible
